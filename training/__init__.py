@@ -1,0 +1,1 @@
+"""Training side of DeepProduct: data, backbones, losses, trainer (needs the ``train`` extra)."""

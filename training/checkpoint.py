@@ -1,0 +1,146 @@
+"""Checkpoints: weights in safetensors, everything else in JSON -- never a bare pickle.
+
+Layout of a checkpoint ``NAME`` (``NAME.safetensors`` is the one file ``dp-export`` needs):
+- ``NAME.safetensors``: the model's state dict; its safetensors metadata holds ``model_config``
+  (JSON: backbone, embedding_dim, pooling, input_size, ...), so the file is self-describing.
+- ``NAME.optim.safetensors``: optimiser tensors (flattened ``state.<param>.<key>``), for --resume.
+- ``NAME.json``: trainer state (epoch, step, config, metrics history, optimiser param groups).
+Each file is written to a temporary name and renamed, so an interrupted save leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from .atomic import atomic_path, write_text_atomic
+from .models import EmbeddingNet, build_embedding_net
+
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or not a DeepProduct checkpoint."""
+
+
+def _weights_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix("")
+    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+
+def model_config_of(model: EmbeddingNet) -> dict[str, Any]:
+    cfg = {"backbone": model.backbone_name, "embedding_dim": model.embedding_dim,
+           "pooling": model.pooling_name, "input_size": model.input_size,
+           "pretrained_source": model.pretrained_source,
+           "checkpoint_format_version": CHECKPOINT_FORMAT_VERSION}
+    cfg.update(getattr(model, "extra_config", {}) or {})
+    return cfg
+
+
+def save_checkpoint(path: str | Path, model: EmbeddingNet, *, model_config: dict[str, Any],
+                    trainer_state: dict[str, Any] | None = None,
+                    optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """Write the checkpoint files atomically; returns the weights path."""
+    weights = _weights_path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": "deepproduct-checkpoint", "model_config": json.dumps(model_config)}
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    base = weights.with_suffix("")
+    json_state = dict(trainer_state or {})
+    if optimizer is not None:
+        opt = optimizer.state_dict()
+        tensors: dict[str, torch.Tensor] = {}
+        for pid, pstate in opt["state"].items():
+            for key, value in pstate.items():
+                tensors[f"state.{pid}.{key}"] = torch.as_tensor(value).detach().contiguous().cpu()
+        with atomic_path(base.with_name(base.name + ".optim.safetensors")) as tmp:
+            save_file(tensors, str(tmp))
+        json_state["optimizer_param_groups"] = opt["param_groups"]
+    json_state["model_config"] = model_config
+    write_text_atomic(base.with_name(base.name + ".json"), json.dumps(json_state, indent=2, default=str))
+    return weights
+
+
+def read_model_config(path: str | Path) -> dict[str, Any]:
+    weights = _weights_path(path)
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint not found: {weights}")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors checkpoint ({exc})") from exc
+    if meta.get("format") != "deepproduct-checkpoint" or "model_config" not in meta:
+        raise CheckpointError(f"{weights}: not a DeepProduct checkpoint (no model_config metadata)")
+    return json.loads(meta["model_config"])
+
+
+def build_model_from_config(cfg: dict[str, Any]) -> EmbeddingNet:
+    """Rebuild the architecture a checkpoint describes (random weights; load them next)."""
+    pooling = cfg.get("pooling", "avg")
+    builder = MODEL_BUILDERS.get(cfg.get("architecture", "embedding_net"))
+    if builder is None:
+        raise CheckpointError(f"unknown architecture {cfg.get('architecture')!r} in checkpoint")
+    return builder(cfg, pooling)
+
+
+def _build_plain(cfg: dict[str, Any], pooling: str) -> EmbeddingNet:
+    return build_embedding_net(cfg["backbone"], int(cfg["embedding_dim"]), pooling, pretrained=False)
+
+
+#: Architectures beyond the plain embedding net (e.g. tag attention) register a builder here.
+MODEL_BUILDERS = {"embedding_net": _build_plain}
+
+
+def load_model(path: str | Path, map_location: str = "cpu") -> tuple[EmbeddingNet, dict[str, Any]]:
+    """Load a checkpoint's model in eval mode, with its config."""
+    cfg = read_model_config(path)
+    model = build_model_from_config(cfg)
+    weights = _weights_path(path)
+    try:
+        state = load_file(str(weights), device=map_location)
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{weights}: corrupt checkpoint ({exc})") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{weights}: weights do not match {cfg['backbone']} "
+                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return model.eval(), cfg
+
+
+def load_trainer_state(path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+    base = _weights_path(path).with_suffix("")
+    json_path = base.with_name(base.name + ".json")
+    if not json_path.is_file():
+        raise CheckpointError(f"no trainer state beside the checkpoint: {json_path}")
+    state = json.loads(json_path.read_text(encoding="utf-8"))
+    if optimizer is not None:
+        tensors = load_file(str(base.with_name(base.name + ".optim.safetensors")))
+        per_param: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            _, pid, name = key.split(".", 2)
+            per_param.setdefault(int(pid), {})[name] = value
+        optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer_param_groups"]})
+    return state
+
+
+def embedding_space_id(model: nn.Module) -> str:
+    """SHA-256 over the exported weights: indexes made by different weights cannot be mixed."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith("classifier."):
+            continue  # the multitask head is not part of the embedding
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

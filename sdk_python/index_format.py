@@ -1,0 +1,417 @@
+"""The ``.dpindex`` gallery file: one little-endian binary layout every platform reads.
+
+docs/index-format.md is the normative description; this module is its reference reader and
+writer. The layout is a fixed 256-byte header holding a section table, then the sections
+(embedding-space id, int8 scales, ids table, the vector block aligned to 64 bytes so it can
+be memory-mapped as-is, the JSON metadata), then an 8-byte trailer with a CRC-32 over every
+byte before it. CRC-32 (the zlib / PNG / ``java.util.zip.CRC32`` polynomial) was chosen over
+SHA-256 because it is synchronous and a dozen lines in JavaScript (WebCrypto's digest is
+async and missing outside secure contexts), built in on the JVM, in zlib on Apple platforms
+and in Python, and the checksum only has to catch accidental damage, not tampering.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAGIC = b"DPINDEX\x00"
+TRAILER_MAGIC = b"DPIE"
+FORMAT_VERSION = 1
+HEADER_SIZE = 256
+TRAILER_SIZE = 8
+VECTOR_ALIGNMENT = 64
+SECTION_ALIGNMENT = 8
+
+STORAGE_CODES = {"float32": 1, "int8": 2}
+STORAGE_NAMES = {v: k for k, v in STORAGE_CODES.items()}
+STORAGE_DTYPES = {"float32": np.dtype("<f4"), "int8": np.dtype("i1")}
+METRIC_CODES = {"cosine": 1}
+METRIC_NAMES = {v: k for k, v in METRIC_CODES.items()}
+
+#: Section names in header order; each has a (u64 offset, u64 length) pair in the header.
+SECTIONS = ("space_id", "scales", "id_offsets", "id_bytes", "vectors", "metadata")
+_FIXED = struct.Struct("<8sHHIIBBHQQ")  # magic .. file_size: 40 bytes
+_SECTION = struct.Struct("<QQ")
+_SECTION_TABLE_OFFSET = 40
+_HEADER_CRC_OFFSET = HEADER_SIZE - 4
+_CRC_CHUNK = 16 << 20
+
+
+class IndexFileError(ValueError):
+    """A ``.dpindex`` file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike | None, problem: str):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class TruncatedIndexError(IndexFileError):
+    """The file is shorter than its header says (an interrupted copy or download)."""
+
+
+class ChecksumError(IndexFileError):
+    """A CRC-32 does not match: the bytes were damaged after writing."""
+
+
+class UnsupportedVersionError(IndexFileError):
+    """Written by a newer DeepProduct than this reader understands."""
+
+
+class EmbeddingSpaceMismatchError(IndexFileError):
+    """The index was built by a different model than the one querying it."""
+
+
+@dataclass(frozen=True)
+class Section:
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+@dataclass(frozen=True)
+class IndexHeader:
+    """The decoded fixed header (docs/index-format.md, "Header")."""
+
+    format_version: int
+    dim: int
+    storage: str
+    metric: str
+    count: int
+    file_size: int
+    sections: dict[str, Section]
+    flags: int = 0
+    vector_alignment: int = VECTOR_ALIGNMENT
+
+
+@dataclass
+class IndexFileContents:
+    """What :func:`read_index_file` returns; ``vectors`` is a read-only memmap when mapped."""
+
+    path: Path
+    header: IndexHeader
+    embedding_space_id: str
+    scales: np.ndarray | None
+    id_offsets: np.ndarray
+    id_bytes: bytes
+    vectors: np.ndarray
+    metadata_bytes: bytes
+    checksum_verified: bool
+
+    def product_ids(self) -> list[str]:
+        offs = self.id_offsets.tolist()
+        blob = self.id_bytes
+        return [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1], offs[1:], strict=True)]
+
+    def metadata(self) -> dict[str, Any]:
+        return parse_metadata(self.metadata_bytes, self.header.count, self.path)
+
+
+def crc32_update(crc: int, data: bytes | memoryview | np.ndarray) -> int:
+    """zlib's CRC-32 (reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF)."""
+    return zlib.crc32(data, crc) & 0xFFFFFFFF
+
+
+def _align(value: int, alignment: int) -> int:
+    return (value + alignment - 1) // alignment * alignment
+
+
+def encode_ids(product_ids: Sequence[str]) -> tuple[np.ndarray, bytes]:
+    """UTF-8 ids table: u32 offsets (count + 1 entries) into one concatenated byte string."""
+    encoded = [str(p).encode("utf-8") for p in product_ids]
+    lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] >= 2**32:
+        raise ValueError("product ids take more than 4 GiB of UTF-8; not representable in format v1")
+    return offsets.astype("<u4"), b"".join(encoded)
+
+
+def encode_metadata(items: Sequence[dict[str, Any]], info: dict[str, Any] | None) -> bytes:
+    """Compact UTF-8 JSON ``{"index": info, "items": [...]}``; NaN/Infinity are refused."""
+    doc = {"index": info or {}, "items": list(items)}
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def parse_metadata(raw: bytes, count: int, path: Path | str | None = None) -> dict[str, Any]:
+    try:
+        doc = json.loads(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFileError(path, f"metadata block is not valid UTF-8 JSON ({exc})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        raise IndexFileError(path, "metadata block must be a JSON object with an 'items' array")
+    if len(doc["items"]) != count:
+        raise IndexFileError(path, f"metadata has {len(doc['items'])} items but the header says {count}")
+    if not all(isinstance(item, dict) for item in doc["items"]):
+        raise IndexFileError(path, "every metadata item must be a JSON object")
+    doc.setdefault("index", {})
+    return doc
+
+
+def plan_layout(dim: int, count: int, storage: str, space_id: bytes, id_bytes_len: int,
+                metadata_len: int) -> tuple[dict[str, Section], int]:
+    """Section offsets of a v1 file as this writer lays them out (readers use the header)."""
+    itemsize = STORAGE_DTYPES[storage].itemsize
+    lengths = {
+        "space_id": len(space_id),
+        "scales": 4 * dim if storage == "int8" else 0,
+        "id_offsets": 4 * (count + 1),
+        "id_bytes": id_bytes_len,
+        "vectors": count * dim * itemsize,
+        "metadata": metadata_len,
+    }
+    sections: dict[str, Section] = {}
+    pos = HEADER_SIZE
+    for name in SECTIONS:
+        pos = _align(pos, VECTOR_ALIGNMENT if name == "vectors" else SECTION_ALIGNMENT)
+        sections[name] = Section(pos, lengths[name])
+        pos += lengths[name]
+    file_size = _align(pos, SECTION_ALIGNMENT) + TRAILER_SIZE
+    return sections, file_size
+
+
+def pack_header(header: IndexHeader) -> bytes:
+    buf = bytearray(HEADER_SIZE)
+    _FIXED.pack_into(buf, 0, MAGIC, header.format_version, HEADER_SIZE, header.flags, header.dim,
+                     STORAGE_CODES[header.storage], METRIC_CODES[header.metric], header.vector_alignment,
+                     header.count, header.file_size)
+    for i, name in enumerate(SECTIONS):
+        s = header.sections[name]
+        _SECTION.pack_into(buf, _SECTION_TABLE_OFFSET + 16 * i, s.offset, s.length)
+    struct.pack_into("<I", buf, _HEADER_CRC_OFFSET, crc32_update(0, bytes(buf[:_HEADER_CRC_OFFSET])))
+    return bytes(buf)
+
+
+def unpack_header(raw: bytes, path: Path | str | None = None, actual_size: int | None = None) -> IndexHeader:
+    """Decode and validate the header; every failure is an :class:`IndexFileError` naming ``path``."""
+    if len(raw) < 12:
+        raise TruncatedIndexError(path, f"only {len(raw)} bytes; too short to be a gallery index")
+    if raw[:8] != MAGIC:
+        raise IndexFileError(path, f"not a DeepProduct gallery index (magic {raw[:8]!r}, expected {MAGIC!r})")
+    version, header_size = struct.unpack_from("<HH", raw, 8)
+    if version > FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            path, f"index format version {version} is newer than this reader supports ({FORMAT_VERSION}); "
+                  "upgrade deepproduct or rebuild the index with this version")
+    if version < 1:
+        raise IndexFileError(path, f"invalid index format version {version}")
+    if header_size != HEADER_SIZE:
+        raise IndexFileError(path, f"header size {header_size} is not {HEADER_SIZE} as format v1 requires")
+    if len(raw) < HEADER_SIZE:
+        raise TruncatedIndexError(path, f"file ends inside the {HEADER_SIZE}-byte header ({len(raw)} bytes)")
+    (stored_crc,) = struct.unpack_from("<I", raw, _HEADER_CRC_OFFSET)
+    if crc32_update(0, raw[:_HEADER_CRC_OFFSET]) != stored_crc:
+        raise ChecksumError(path, "header CRC-32 mismatch: the header is damaged")
+    (_, _, _, flags, dim, storage_code, metric_code, alignment, count, file_size) = _FIXED.unpack_from(raw, 0)
+    if storage_code not in STORAGE_NAMES:
+        raise IndexFileError(path, f"unknown storage code {storage_code}")
+    if metric_code not in METRIC_NAMES:
+        raise IndexFileError(path, f"unknown metric code {metric_code}")
+    if dim < 1:
+        raise IndexFileError(path, f"invalid embedding dimension {dim}")
+    sections = {}
+    for i, name in enumerate(SECTIONS):
+        off, length = _SECTION.unpack_from(raw, _SECTION_TABLE_OFFSET + 16 * i)
+        sections[name] = Section(off, length)
+    header = IndexHeader(format_version=version, dim=dim, storage=STORAGE_NAMES[storage_code],
+                         metric=METRIC_NAMES[metric_code], count=count, file_size=file_size,
+                         sections=sections, flags=flags, vector_alignment=alignment)
+    if actual_size is not None and actual_size < file_size:
+        raise TruncatedIndexError(
+            path, f"truncated: {actual_size} bytes on disk but the header says {file_size} "
+                  "(an interrupted copy or download?)")
+    if actual_size is not None and actual_size > file_size:
+        raise IndexFileError(path, f"{actual_size - file_size} unexpected bytes after the end of the index")
+    _check_sections(header, path)
+    return header
+
+
+def _check_sections(h: IndexHeader, path: Path | str | None) -> None:
+    itemsize = STORAGE_DTYPES[h.storage].itemsize
+    expected = {"scales": 4 * h.dim if h.storage == "int8" else 0, "id_offsets": 4 * (h.count + 1),
+                "vectors": h.count * h.dim * itemsize}
+    for name, length in expected.items():
+        if h.sections[name].length != length:
+            raise IndexFileError(path, f"{name} section is {h.sections[name].length} bytes, expected {length}")
+    limit = h.file_size - TRAILER_SIZE
+    for name, s in h.sections.items():
+        if s.length and (s.offset < HEADER_SIZE or s.end > limit):
+            raise IndexFileError(path, f"{name} section [{s.offset}, {s.end}) lies outside the file body")
+    if h.count and h.sections["vectors"].offset % h.vector_alignment:
+        raise IndexFileError(path, "vector block is not aligned as the header states")
+
+
+def write_index_file(path: str | os.PathLike, *, vectors: np.ndarray, product_ids: Sequence[str],
+                     items: Sequence[dict[str, Any]], embedding_space_id: str, storage: str,
+                     scales: np.ndarray | None = None, metric: str = "cosine",
+                     info: dict[str, Any] | None = None) -> IndexHeader:
+    """Write atomically: a temp file in the target's folder, fsync, then ``os.replace``.
+
+    Whatever happens before the rename (an exception, Ctrl-C, a crash), the previous file at
+    ``path`` is untouched; the temp file is removed on failure.
+    """
+    path = Path(path)
+    if storage not in STORAGE_CODES:
+        raise ValueError(f"unknown storage {storage!r}; expected float32 or int8")
+    dtype = STORAGE_DTYPES[storage]
+    if vectors.ndim != 2:
+        raise ValueError("vectors must be a 2-D array")
+    count, dim = vectors.shape
+    if len(product_ids) != count or len(items) != count:
+        raise ValueError(f"{count} vectors but {len(product_ids)} ids and {len(items)} metadata items")
+    if storage == "int8":
+        if scales is None or np.shape(scales) != (dim,):
+            raise ValueError("int8 storage needs one float32 scale per dimension")
+        scales_bytes = np.ascontiguousarray(scales, dtype="<f4").tobytes()
+    else:
+        scales_bytes = b""
+    space = embedding_space_id.encode("utf-8")
+    id_offsets, id_bytes = encode_ids(product_ids)
+    meta = encode_metadata(items, info)
+    sections, file_size = plan_layout(dim, count, storage, space, len(id_bytes), len(meta))
+    header = IndexHeader(FORMAT_VERSION, dim, storage, metric, count, file_size, sections)
+    payloads: dict[str, Iterable[bytes | memoryview]] = {
+        "space_id": [space], "scales": [scales_bytes], "id_offsets": [id_offsets.tobytes()],
+        "id_bytes": [id_bytes], "vectors": _vector_chunks(vectors, dtype), "metadata": [meta],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            crc = 0
+            pos = 0
+
+            def emit(data: bytes | memoryview) -> None:
+                nonlocal crc, pos
+                f.write(data)
+                crc = crc32_update(crc, data)
+                pos += len(data)
+
+            emit(pack_header(header))
+            for name in SECTIONS:
+                emit(b"\x00" * (sections[name].offset - pos))
+                for chunk in payloads[name]:
+                    emit(chunk)
+            emit(b"\x00" * (file_size - TRAILER_SIZE - pos))
+            f.write(struct.pack("<I", crc) + TRAILER_MAGIC)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return header
+
+
+def _vector_chunks(vectors: np.ndarray, dtype: np.dtype, rows: int = 1 << 16) -> Iterable[memoryview]:
+    # Streams a (possibly memory-mapped) array in blocks so saving never doubles memory use.
+    for start in range(0, vectors.shape[0], rows):
+        block = np.ascontiguousarray(vectors[start:start + rows], dtype=dtype)
+        yield memoryview(block).cast("B")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_index_header(path: str | os.PathLike) -> IndexHeader:
+    """Only the header (cheap); used by ``dp-search info`` and to check compatibility early."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(HEADER_SIZE)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError as exc:
+        raise IndexFileError(path, "no such index file") from exc
+    return unpack_header(raw, path, size)
+
+
+def verify_checksum(path: str | os.PathLike, header: IndexHeader | None = None) -> None:
+    """Recompute the whole-file CRC-32 and compare it with the trailer; raises :class:`ChecksumError`."""
+    path = Path(path)
+    header = header or read_index_header(path)
+    body = header.file_size - TRAILER_SIZE
+    crc = 0
+    with open(path, "rb") as f:
+        remaining = body
+        while remaining:
+            chunk = f.read(min(_CRC_CHUNK, remaining))
+            if not chunk:
+                raise TruncatedIndexError(path, "file ended while computing the checksum")
+            crc = crc32_update(crc, chunk)
+            remaining -= len(chunk)
+        trailer = f.read(TRAILER_SIZE)
+    if len(trailer) != TRAILER_SIZE:
+        raise TruncatedIndexError(path, "the 8-byte trailer is missing")
+    stored, magic = struct.unpack("<I4s", trailer)
+    if magic != TRAILER_MAGIC:
+        raise IndexFileError(path, f"bad trailer magic {magic!r} (expected {TRAILER_MAGIC!r})")
+    if stored != crc:
+        raise ChecksumError(path, f"checksum mismatch (stored CRC-32 {stored:08x}, computed {crc:08x}): "
+                                  "the file is damaged; rebuild or re-copy it")
+
+
+def read_index_file(path: str | os.PathLike, *, verify: bool = True, mmap: bool = True) -> IndexFileContents:
+    """Read an index; the vector block is a read-only ``np.memmap`` (zero-copy) when ``mmap``."""
+    path = Path(path)
+    header = read_index_header(path)
+    if verify:
+        verify_checksum(path, header)
+    s = header.sections
+    with open(path, "rb") as f:
+        def section(name: str) -> bytes:
+            f.seek(s[name].offset)
+            data = f.read(s[name].length)
+            if len(data) != s[name].length:
+                raise TruncatedIndexError(path, f"file ended inside the {name} section")
+            return data
+
+        try:
+            space_id = section("space_id").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise IndexFileError(path, "embedding-space id is not UTF-8") from exc
+        scales = np.frombuffer(section("scales"), dtype="<f4").copy() if header.storage == "int8" else None
+        id_offsets = np.frombuffer(section("id_offsets"), dtype="<u4").astype(np.int64)
+        id_bytes = section("id_bytes")
+        metadata_bytes = section("metadata")
+        dtype = STORAGE_DTYPES[header.storage]
+        shape = (header.count, header.dim)
+        if header.count == 0:
+            vectors = np.empty(shape, dtype=dtype)
+        elif mmap:
+            vectors = np.memmap(path, dtype=dtype, mode="r", offset=s["vectors"].offset, shape=shape)
+        else:
+            vectors = np.frombuffer(section("vectors"), dtype=dtype).reshape(shape)
+    if id_offsets[0] != 0 or id_offsets[-1] != len(id_bytes) or np.any(np.diff(id_offsets) < 0):
+        raise IndexFileError(path, "ids table offsets are inconsistent with the id bytes")
+    if scales is not None and not (np.all(np.isfinite(scales)) and np.all(scales > 0)):
+        raise IndexFileError(path, "int8 scales must be finite and positive")
+    return IndexFileContents(path=path, header=header, embedding_space_id=space_id, scales=scales,
+                             id_offsets=id_offsets, id_bytes=id_bytes, vectors=vectors,
+                             metadata_bytes=metadata_bytes, checksum_verified=verify)

@@ -60,6 +60,27 @@ class TimmFeatures(nn.Module):
         return self.model.forward_features(x)
 
 
+class TimmImageNetHead(nn.Module):
+    """The timm model's own head after global pooling, detached from the model so the weights are
+    not shared between two module paths (safetensors refuses shared tensors)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        parts: list[nn.Module] = []
+        # timm's MobileNetV3/V4 apply conv_head -> norm_head -> act2 after pooling; EfficientNet
+        # applies its conv_head before pooling (inside forward_features), so only the classifier.
+        if isinstance(model, timm.models.MobileNetV3):
+            for attr in ("conv_head", "norm_head", "act2"):
+                parts.append(getattr(model, attr))
+                setattr(model, attr, nn.Identity())
+        parts += [nn.Flatten(1), model.classifier]
+        model.classifier = nn.Identity()
+        self.layers = nn.Sequential(*parts)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.layers(pooled[:, :, None, None])
+
+
 def _timm_backbone(name: str, timm_name: str, pretrained: bool | str) -> Backbone:
     model = timm.create_model(timm_name, pretrained=False)
     source: str | None = None
@@ -72,7 +93,7 @@ def _timm_backbone(name: str, timm_name: str, pretrained: bool | str) -> Backbon
         load_local_weights(model, pretrained)
         source = pretrained
     cfg = dict(model.pretrained_cfg)
-    classifier = model.get_classifier()
+    classifier = TimmImageNetHead(model)
     features = TimmFeatures(model)
     stages = [nn.Sequential(model.conv_stem, model.bn1), *list(model.blocks)]
     return Backbone(

@@ -1,0 +1,197 @@
+"""Training configuration: dataclasses loaded from YAML, with ``key=value`` overrides.
+
+Every field of METHOD.md is a field here with its default. Unknown keys are errors that name the
+key (and the nearest valid one): a typo must not silently train the wrong recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+@dataclass
+class DataConfig:
+    manifest: str = "runs/demo/data/manifest.csv"
+    image_size: int = 224
+    products_per_batch: int = 8  # P
+    images_per_product: int = 4  # K
+    workers: int = 0
+    augment: bool = True
+    imagenet_folder: str | None = None  # ImageNet-format folder: enables the paper's multitask variant
+    imagenet_batch: int | None = None  # B_img; default: half the metric batch
+    eval_batch_size: int = 64
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "efficientnet_lite0"
+    embedding_dim: int = 128
+    pooling: str = "avg"
+    pretrained: Any = True  # True (shipped weights), False, or a local weights path
+    freeze_stages: int = 0  # freeze the first N backbone stages (cheaper steps on a CPU)
+    freeze_bn: bool = True  # keep BatchNorm statistics fixed (small P x K batches)
+    architecture: str = "embedding_net"
+    options: dict = field(default_factory=dict)  # architecture-specific settings
+
+
+@dataclass
+class LossTerm:
+    name: str = "robust_contrastive"
+    weight: float = 1.0
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class MultitaskConfig:
+    variant: str = "auto"  # auto | distillation | imagenet | none
+    lambda_cls: float = 0.5
+    temperature: float = 2.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    head_lr_multiplier: float = 10.0
+    weight_decay: float = 1e-4
+    warmup_steps: int = 20
+    epochs: int = 5
+    steps_per_epoch: int | None = None  # default: one pass over the training products
+    grad_clip: float | None = 5.0
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    out_dir: str = "runs/train"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # CUDA only
+    channels_last: bool = True  # CUDA only
+    eval_every: int = 1  # epochs
+    log_every: int = 10  # steps
+    threads: int | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    losses: list[LossTerm] = field(default_factory=lambda: [LossTerm()])
+    multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Construct dataclass ``cls`` from plain data, checking every key."""
+    if dataclasses.is_dataclass(cls):
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        kwargs = {}
+        for key, value in data.items():
+            if key not in names:
+                near = difflib.get_close_matches(str(key), names, n=1)
+                hint = f" (did you mean {where + '.' if where else ''}{near[0]}?)" if near else ""
+                raise ConfigError(f"unknown config key {where + '.' if where else ''}{key}{hint}")
+            kwargs[key] = _build(hints[key], value, f"{where}.{key}" if where else key)
+        return cls(**kwargs)
+    origin = typing.get_origin(cls)
+    if origin is list:
+        (item,) = typing.get_args(cls)
+        if not isinstance(data, list):
+            raise ConfigError(f"{where}: expected a list")
+        return [_build(item, v, f"{where}.{i}") for i, v in enumerate(data)]
+    return _coerce(cls, data, where)
+
+
+def _coerce(cls: Any, value: Any, where: str) -> Any:
+    args = typing.get_args(cls)
+    if value is None:
+        if cls is Any or type(None) in args:
+            return None
+        raise ConfigError(f"{where}: must not be empty")
+    target = next((a for a in args if a is not type(None)), cls) if args else cls
+    if target is Any or target is dict and isinstance(value, dict):
+        return value
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if target in (int, float, str):
+        try:
+            if target is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return target(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {target.__name__}, got {value!r}") from None
+    if target is dict:
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return value
+
+
+def _set_path(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node: Any = tree
+    for i, part in enumerate(parts[:-1]):
+        key: Any = int(part) if isinstance(node, list) else part
+        if isinstance(node, list):
+            if key >= len(node):
+                raise ConfigError(f"override {dotted}: index {key} out of range")
+            node = node[key]
+            continue
+        if part not in node or node[part] is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"override {dotted}: {'.'.join(parts[:i + 1])} is not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Defaults, then the YAML file, then ``section.key=value`` overrides (values parsed as YAML)."""
+    tree: dict = TrainConfig().to_dict()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        _merge(tree, loaded, "")
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        _set_path(tree, key.strip(), yaml.safe_load(raw))
+    return _build(TrainConfig, tree, "")
+
+
+def _merge(base: dict, new: dict, where: str) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("params", "options"):
+            _merge(base[key], value, f"{where}{key}.")
+        else:
+            base[key] = value
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    from .atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,1 +1,35 @@
-"""DeepProduct."""
+"""Metric losses (a registry: ``create_loss(name, **params)``) and the multitask ImageNet losses.
+
+Importing this package registers ``robust_contrastive``, ``contrastive`` and ``triplet``.
+Every registered loss is called as ``loss(embeddings, labels, domains) -> scalar``.
+"""
+
+from . import baselines, robust_contrastive  # noqa: F401  (import = register)
+from .multitask import (
+    MULTITASK_VARIANTS,
+    DistillationLoss,
+    ImageNetCELoss,
+    distillation,
+    imagenet_ce,
+    make_frozen_teacher,
+    resolve_variant,
+)
+from .registry import PMLLoss, create_loss, list_losses, loss_params, register_loss
+from .robust_contrastive import RobustContrastiveLoss, huber
+
+__all__ = [
+    "MULTITASK_VARIANTS",
+    "DistillationLoss",
+    "ImageNetCELoss",
+    "PMLLoss",
+    "RobustContrastiveLoss",
+    "create_loss",
+    "distillation",
+    "huber",
+    "imagenet_ce",
+    "list_losses",
+    "loss_params",
+    "make_frozen_teacher",
+    "register_loss",
+    "resolve_variant",
+]

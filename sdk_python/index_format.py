@@ -72,6 +72,10 @@ class EmbeddingSpaceMismatchError(IndexFileError):
     """The index was built by a different model than the one querying it."""
 
 
+class QueryDimensionError(IndexFileError):
+    """A query vector whose length is not the index's embedding dimension."""
+
+
 @dataclass(frozen=True)
 class Section:
     offset: int

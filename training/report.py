@@ -1,0 +1,122 @@
+"""The demo report's training section: a table of methods and plots of curves and Recall@K.
+
+Run as ``python -m deepproduct.training.report --out runs/demo/report/10-training.md
+--baseline runs/demo/offtheshelf/eval.json --run "classical contrastive=runs/demo/contrastive" ...``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .atomic import write_text_atomic
+
+KS = (1, 5, 10, 20)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    log = read_jsonl(run_dir / "metrics.jsonl")
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    return {"dir": run_dir, "summary": summary, "log": log, "config": cfg}
+
+
+def plot_curves(runs: dict[str, dict], baseline: dict[str, Any] | None, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for label, run in runs.items():
+        train = [r for r in run["log"] if r["type"] == "train"]
+        evals = [r for r in run["log"] if r["type"] == "eval"]
+        axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], label=label)
+        axes[1].plot([r["epoch"] for r in evals], [100 * r["recall@1"] for r in evals], marker="o", label=label)
+    if baseline:
+        axes[1].axhline(100 * baseline["recall@1"], color="grey", ls="--", label="off-the-shelf")
+    axes[0].set(title="training loss (total)", xlabel="step", ylabel="loss")
+    axes[1].set(title="held-out Recall@1 per epoch", xlabel="epoch", ylabel="Recall@1 (%)")
+    methods = ({"off-the-shelf": baseline} if baseline else {}) | {k: v["summary"]["final"] for k, v in runs.items()}
+    width = 0.8 / max(1, len(methods))
+    for i, (label, m) in enumerate(methods.items()):
+        axes[2].bar([j + i * width for j in range(len(KS))], [100 * m[f"recall@{k}"] for k in KS], width,
+                    label=label)
+    axes[2].set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(KS))], [f"R@{k}" for k in KS])
+    axes[2].set(title="held-out Recall@K", ylabel="%")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def training_section(runs: dict[str, dict], baseline: dict[str, Any] | None, plot_name: str) -> str:
+    lines = ["## Training: off-the-shelf vs fine-tuned", ""]
+    first = next(iter(runs.values()), None)
+    if first:
+        cfg = first["config"]
+        lines += [f"Data: `{cfg['data']['manifest']}`, image size {cfg['data']['image_size']}, "
+                  f"backbone `{cfg['model']['backbone']}` (D={cfg['model']['embedding_dim']}), seed {cfg['seed']}, "
+                  f"{cfg['optim']['epochs']} epochs, P x K = {cfg['data']['products_per_batch']} x "
+                  f"{cfg['data']['images_per_product']}, same budget for every fine-tuned row.", ""]
+    header = "| method | multitask variant | " + " | ".join(f"R@{k}" for k in KS) + " | MAP@R | steps | img/s | train s |"
+    lines += [header, "|" + "---|" * (header.count("|") - 1)]
+    if baseline:
+        lines.append("| off-the-shelf pretrained (pooled features) | - | "
+                     + " | ".join(f"{100 * baseline[f'recall@{k}']:.1f}" for k in KS)
+                     + f" | {100 * baseline['map@r']:.1f} | 0 | - | - |")
+    for label, run in runs.items():
+        s, m = run["summary"], run["summary"]["final"]
+        lines.append(f"| {label} | {s['multitask_variant']} | " + " | ".join(f"{100 * m[f'recall@{k}']:.1f}" for k in KS)
+                     + f" | {100 * m['map@r']:.1f} | {s['steps']} | {s['images_per_s']:.1f} | {s['train_seconds']:.0f} |")
+    if baseline and runs:
+        best_label, best = max(runs.items(), key=lambda kv: kv[1]["summary"]["final"]["recall@1"])
+        gain = 100 * (best["summary"]["final"]["recall@1"] - baseline["recall@1"])
+        lines += ["", f"Best fine-tuned ({best_label}) vs off-the-shelf: **{gain:+.1f} points Recall@1** "
+                      f"on held-out products ({baseline.get('queries', '?')} phone-photo queries, "
+                      f"{baseline.get('gallery', '?')} shop images in the gallery)."]
+    variants = {run["summary"]["multitask_variant"] for run in runs.values()}
+    if "distillation" in variants:
+        lines += ["", "Multitask regularisation ran as **distillation to a frozen pretrained teacher** "
+                      "(METHOD.md section 3: no ImageNet folder was given); the paper's variant mixes real "
+                      "ImageNet images into every step (`data.imagenet_folder=...`)."]
+    if "imagenet" in variants:
+        lines += ["", "Multitask regularisation ran with **real ImageNet-format images** mixed into every step."]
+    lines += ["", f"![training curves and Recall@K]({plot_name})", ""]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--out", "out_md", type=click.Path(dir_okay=False), required=True)
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="eval.json of the off-the-shelf evaluation.")
+@click.option("--run", "run_specs", multiple=True, help="LABEL=RUN_DIR, in table order.")
+def main(out_md: str, baseline: str | None, run_specs: tuple[str, ...]) -> None:
+    runs = {}
+    for spec in run_specs:
+        label, _, path = spec.partition("=")
+        runs[label] = load_run(Path(path))
+    base = json.loads(Path(baseline).read_text(encoding="utf-8")) if baseline else None
+    out = Path(out_md)
+    plot_name = out.with_suffix(".png").name
+    plot_curves(runs, base, out.with_suffix(".png"))
+    write_text_atomic(out, training_section(runs, base, plot_name))
+    click.echo(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

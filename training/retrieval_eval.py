@@ -1,0 +1,58 @@
+"""Embed a split and score it with the METHOD.md section 5 protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from deepproduct.sdk.dataset_manifest import DatasetManifest
+
+from .data.product_dataset import EvalImages, items_for_split
+from .evaluation import leave_one_out, map_at_r, recall_at_k
+from .models import EmbeddingNet
+from .models.pooling import l2_normalise
+
+RECALL_KS = (1, 5, 10, 20)
+
+
+@torch.no_grad()
+def embed_items(model: EmbeddingNet, dataset: EvalImages, device: torch.device, batch_size: int = 64,
+                off_the_shelf: bool = False, progress: bool = True, desc: str = "embed") -> np.ndarray:
+    """Embeddings of every item; ``off_the_shelf`` uses the backbone's pooled features instead of the head."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    out = []
+    for x, _, _ in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        x = x.to(device)
+        if off_the_shelf:
+            _, pooled = model.pooled_features(x)
+            emb = l2_normalise(pooled)
+        else:
+            emb = model(x)
+        out.append(emb.float().cpu().numpy())
+    return np.concatenate(out, axis=0) if out else np.zeros((0, model.embedding_dim), np.float32)
+
+
+def evaluate_retrieval(model: EmbeddingNet, manifest: DatasetManifest, image_size: int, device: torch.device,
+                       split: str = "test", batch_size: int = 64, off_the_shelf: bool = False,
+                       progress: bool = True) -> dict[str, float]:
+    """Consumer-to-shop Recall@K and MAP@R (queries: phone photos; gallery: shop images incl.
+    distractors) or, for single-domain data, leave-one-out over all images."""
+    items, _ = items_for_split(manifest, split)
+    emb = embed_items(model, EvalImages(items, image_size), device, batch_size, off_the_shelf, progress,
+                      desc=f"eval {split}")
+    labels = np.array([it.label for it in items])
+    domains = np.array([it.domain for it in items])
+    queries, gallery = domains == 1, domains == 0
+    if queries.any() and gallery.any():
+        metrics = recall_at_k(emb[queries], labels[queries], emb[gallery], labels[gallery], RECALL_KS)
+        metrics.update(map_at_r(emb[queries], labels[queries], emb[gallery], labels[gallery]))
+        metrics["protocol"] = "consumer-to-shop"
+        metrics["queries"], metrics["gallery"] = int(queries.sum()), int(gallery.sum())
+    else:
+        metrics = leave_one_out(emb, labels, RECALL_KS)
+        metrics["protocol"] = "leave-one-out"
+        metrics["queries"] = metrics["gallery"] = len(items)
+    return metrics

@@ -1,0 +1,308 @@
+"""The training loop: P x K batches, weighted metric losses, ImageNet multitask regularisation,
+AdamW with warm-up and cosine decay, per-epoch evaluation, JSONL log, atomic checkpoints, resume.
+
+Determinism: every epoch reseeds torch, the sampler and the loader from (seed, epoch), so a run
+stopped after epoch e and resumed equals the uninterrupted run (checkpoints are per epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from deepproduct.sdk.dataset_manifest import read_dataset_manifest
+
+from .checkpoint import load_model, load_trainer_state, model_config_of, save_checkpoint
+from .config import ConfigError, TrainConfig, save_config
+from .data.product_dataset import DataError, TrainImages, check_images_exist, items_for_split
+from .data.sampler import PKBatchSampler
+from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .losses import create_loss
+from .losses.multitask import distillation, imagenet_ce, make_frozen_teacher, resolve_variant
+from .models import EmbeddingNet, build_embedding_net
+from .retrieval_eval import evaluate_retrieval
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class TrainForward(nn.Module):
+    """Wraps ``forward_train`` as ``forward`` so DistributedDataParallel sees the call."""
+
+    def __init__(self, model: EmbeddingNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.model.forward_train(x)
+        return out.embedding, out.logits
+
+
+def build_model(cfg: TrainConfig) -> EmbeddingNet:
+    from .checkpoint import MODEL_BUILDERS  # noqa: F401  (architectures may register extras)
+
+    if cfg.model.architecture != "embedding_net":
+        from .models import architectures
+
+        return architectures.build(cfg)
+    return build_embedding_net(cfg.model.backbone, cfg.model.embedding_dim, cfg.model.pooling,
+                               pretrained=cfg.model.pretrained)
+
+
+def resolve_multitask(cfg: TrainConfig, model: EmbeddingNet) -> str:
+    try:
+        variant = resolve_variant(cfg.multitask.variant, cfg.data.imagenet_folder)
+    except ValueError as exc:
+        raise ConfigError(f"multitask.variant: {exc}") from None
+    if variant != "none" and model.classifier is None:
+        raise ConfigError(f"backbone {cfg.model.backbone} has no ImageNet classifier for the multitask branch")
+    if variant == "distillation" and model.pretrained_source is None:
+        # Distilling towards a random network would regularise towards noise.
+        raise ConfigError("multitask.variant=distillation needs a pretrained backbone "
+                          f"({cfg.model.backbone} has no pretrained weights); use multitask.variant=none")
+    return variant
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final_metrics: dict[str, Any] = field(default_factory=dict)
+    images_per_s: float = 0.0
+    multitask_variant: str = "none"
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.dist: DistInfo = init_distributed(self.device.type)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.out_dir = Path(cfg.out_dir) / cfg.name
+        self.manifest = read_dataset_manifest(cfg.data.manifest)
+        self.train_items, self.train_products = items_for_split(self.manifest, "train")
+        if not self.train_items:
+            raise DataError(f"{cfg.data.manifest}: no rows with split=train")
+        check_images_exist(self.train_items, self.manifest)
+        test_items, _ = items_for_split(self.manifest, "test")
+        check_images_exist(test_items, self.manifest)
+
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg).to(self.device)
+        self.model.freeze_stages(cfg.model.freeze_stages)
+        self.multitask = resolve_multitask(cfg, self.model)
+        if self.multitask == "none" and self.model.classifier is not None:
+            for p in self.model.classifier.parameters():
+                p.requires_grad_(False)
+        self.teacher = None
+        if self.multitask == "distillation":
+            self.teacher = make_frozen_teacher(self.model)
+        self.losses = [(t.weight, create_loss(t.name, **t.params).to(self.device)) for t in cfg.losses]
+        if not self.losses:
+            raise ConfigError("losses: at least one metric loss is needed")
+        self._check_loss_requirements()
+
+        self.sampler = PKBatchSampler(
+            [it.label for it in self.train_items], [it.domain for it in self.train_items],
+            products_per_batch=cfg.data.products_per_batch, images_per_product=cfg.data.images_per_product,
+            seed=cfg.seed, batches_per_epoch=cfg.optim.steps_per_epoch,
+            num_replicas=self.dist.world_size, rank=self.dist.rank)
+        self.steps_per_epoch = cfg.optim.steps_per_epoch or len(self.sampler)
+        self.total_steps = self.steps_per_epoch * cfg.optim.epochs
+        head = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("features.")]
+        body = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("features.")]
+        extra = [p for _, loss in self.losses for p in loss.parameters() if p.requires_grad]
+        groups = [{"params": body, "lr": cfg.optim.lr},
+                  {"params": head + extra, "lr": cfg.optim.lr * cfg.optim.head_lr_multiplier}]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.optim.weight_decay)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.forward = TrainForward(self.model)
+        if self.dist.enabled:
+            self.forward = nn.parallel.DistributedDataParallel(
+                self.forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        if cfg.channels_last and self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        self.imagenet_iter = None
+        self.start_epoch, self.step, self.history = 0, 0, []
+
+    def _check_loss_requirements(self) -> None:
+        for _, loss in self.losses:
+            needs = getattr(loss, "required_columns", ())
+            for column in needs:
+                have = column == "tags" and self.manifest.has_tags or column in self.manifest.attribute_names
+                if not have:
+                    raise DataError(f"loss {type(loss).__name__} needs the manifest column {column!r}, "
+                                    f"which {self.manifest.csv_path} does not have")
+            if hasattr(loss, "bind_manifest"):
+                loss.bind_manifest(self.manifest, self.train_products)
+
+    # -- state ---------------------------------------------------------------------------
+    def _set_lr(self) -> None:
+        factor = warmup_cosine(self.step, self.cfg.optim.warmup_steps, self.total_steps)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * factor
+
+    def resume(self, checkpoint: str | Path) -> None:
+        model, _ = load_model(checkpoint)
+        self.model.load_state_dict(model.state_dict())
+        state = load_trainer_state(checkpoint, self.optimizer)
+        self.start_epoch, self.step = int(state["epoch"]) + 1, int(state["step"])
+        self.history = list(state.get("history", []))
+
+    def _save(self, name: str, epoch: int) -> Path:
+        state = {"epoch": epoch, "step": self.step, "history": self.history, "config": self.cfg.to_dict(),
+                 "multitask_variant": self.multitask}
+        return save_checkpoint(self.out_dir / "checkpoints" / name, self.model,
+                               model_config=model_config_of(self.model), trainer_state=state,
+                               optimizer=self.optimizer)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # -- loop ----------------------------------------------------------------------------
+    def _imagenet_batch(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from .data.imagenet_folder import ImageNetFolder, infinite_batches
+
+        if self.imagenet_iter is None or self.imagenet_iter[0] != epoch:
+            folder = ImageNetFolder(self.cfg.data.imagenet_folder, self.cfg.data.image_size)
+            size = self.cfg.data.imagenet_batch or max(1, self.cfg.data.products_per_batch
+                                                        * self.cfg.data.images_per_product // 2)
+            self.imagenet_iter = (epoch, infinite_batches(folder, size, seed=epoch_seed(self.cfg.seed, epoch)))
+        return next(self.imagenet_iter[1])
+
+    def _train_step(self, x: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor, epoch: int) -> dict:
+        x = x.to(self.device, non_blocking=True)
+        labels, domains = labels.to(self.device), domains.to(self.device)
+        if self.cfg.channels_last and self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        parts: dict[str, float] = {}
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            emb, logits = self.forward(x)
+            total = torch.zeros((), device=self.device)
+            for (weight, loss), term in zip(self.losses, self.cfg.losses, strict=True):
+                value = loss(emb.float(), labels, domains)
+                parts[f"loss/{term.name}"] = float(value.detach())
+                total = total + weight * value
+            if self.multitask == "distillation":
+                with torch.no_grad():
+                    teacher_logits = self.teacher.forward_train(x).logits
+                cls = distillation(logits.float(), teacher_logits.float(), self.cfg.multitask.temperature)
+            elif self.multitask == "imagenet":
+                img, target = self._imagenet_batch(epoch)
+                _, img_logits = self.forward(img.to(self.device))
+                cls = imagenet_ce(img_logits.float(), target.to(self.device))
+            else:
+                cls = None
+            if cls is not None:
+                parts[f"loss/{self.multitask}"] = float(cls.detach())
+                total = total + self.cfg.multitask.lambda_cls * cls
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        parts["loss"] = float(total.detach())
+        return parts
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if self.cfg.model.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def evaluate(self, off_the_shelf: bool = False) -> dict[str, Any]:
+        return evaluate_retrieval(self.model, self.manifest, self.cfg.data.image_size, self.device,
+                                  batch_size=self.cfg.data.eval_batch_size, off_the_shelf=off_the_shelf,
+                                  progress=self.progress)
+
+    def train(self) -> TrainResult:
+        cfg = self.cfg
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out_dir / "config.yaml")
+        dataset = TrainImages(self.train_items, cfg.data.image_size, cfg.data.augment)
+        seen, elapsed = 0, 0.0
+        metrics: dict[str, Any] = {}
+        for epoch in range(self.start_epoch, cfg.optim.epochs):
+            torch.manual_seed(epoch_seed(cfg.seed, epoch))
+            self.sampler.set_epoch(epoch)
+            loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=cfg.data.workers,
+                                generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch)),
+                                persistent_workers=False)
+            self._set_train_mode()
+            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                       disable=not (self.progress and self.dist.is_main))
+            for x, labels, domains in loader:
+                self._set_lr()
+                t0 = time.perf_counter()
+                parts = self._train_step(x, labels, domains, epoch)
+                dt = time.perf_counter() - t0
+                seen += x.shape[0] * self.dist.world_size
+                elapsed += dt
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{parts['loss']:.4f}")
+                if self.step % cfg.log_every == 0 or self.step == 1:
+                    self._log({"type": "train", "epoch": epoch + 1, "step": self.step,
+                               "lr": self.optimizer.param_groups[0]["lr"],
+                               "images_per_s": seen / max(elapsed, 1e-9), **parts})
+            bar.close()
+            if self.dist.is_main:
+                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
+                    metrics = self.evaluate()
+                    record = {"type": "eval", "epoch": epoch + 1, "step": self.step, **metrics}
+                    self.history.append(record)
+                    self._log(record)
+                self._save("last", epoch)
+            barrier(self.dist)
+        result = TrainResult(self.out_dir, self.history, self.history[-1] if self.history else metrics,
+                             seen / max(elapsed, 1e-9), self.multitask)
+        if self.dist.is_main:
+            summary = {"final": result.final_metrics, "images_per_s": result.images_per_s,
+                       "device": str(self.device), "world_size": self.dist.world_size,
+                       "multitask_variant": self.multitask, "steps": self.step,
+                       "train_seconds": elapsed, "threads": torch.get_num_threads(),
+                       "cpu_count": os.cpu_count()}
+            from .atomic import write_text_atomic
+
+            write_text_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
+        return result
+
+    def close(self) -> None:
+        shutdown(self.dist)

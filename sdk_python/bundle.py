@@ -1,0 +1,188 @@
+"""Pack the demo apps' assets: model file, manifest, gallery index and sample photos.
+
+    python -m deepproduct.sdk.bundle --model runs/export/model --index catalogue.dpindex \\
+        --target all --samples photos/q1.jpg photos/q2.jpg
+
+writes, for each target, a ``bundle/`` folder the demo app loads as-is:
+
+=========  ==============================================  ===========================
+target     default folder (relative to --repo)             model artefact copied
+=========  ==============================================  ===========================
+web        web_demo/bundle/                                ONNX (``model.onnx``)
+android    android_demo/app/src/main/assets/bundle/        TFLite (``.tflite``)
+ios        ios_demo/DeepProductDemo/Assets/bundle/         Core ML (``.mlpackage``)
+=========  ==============================================  ===========================
+
+Each bundle holds ``bundle.json`` (what the apps read first: file names and sample list),
+the exporter's ``manifest.json`` unchanged, the one model artefact the platform runs,
+``catalogue.dpindex`` and ``samples/``. Before writing anything it checks what the apps would
+otherwise only discover on a phone: the index's embedding space equals the manifest's, the
+index's dimension equals the model's, the artefact's SHA-256 equals the manifest's, and the
+index file passes its checksum. A bundle is assembled in a temporary sibling folder and renamed
+into place, so an interrupted run never leaves a half-written bundle behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .gallery_index import GalleryIndex
+from .model_manifest import ManifestError, ModelManifest, load_model_manifest
+
+BUNDLE_FORMAT = "deepproduct-demo-bundle"
+BUNDLE_VERSION = 1
+INDEX_NAME = "catalogue.dpindex"
+
+#: target -> (artefact format, default folder relative to the repository root)
+TARGETS = {
+    "web": ("onnx", "web_demo/bundle"),
+    "android": ("tflite", "android_demo/app/src/main/assets/bundle"),
+    "ios": ("coreml", "ios_demo/DeepProductDemo/Assets/bundle"),
+}
+
+
+class BundleError(ValueError):
+    """The inputs cannot make a consistent bundle; the message says which file and why."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    if path.is_dir():  # an .mlpackage: hash file names and contents in a stable order
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode("utf-8"))
+            h.update(_sha256(f).encode("ascii"))
+        return h.hexdigest()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_pair(manifest: ModelManifest, index_path: Path) -> GalleryIndex:
+    """Load the index (checksum verified) and refuse it unless it belongs to this model."""
+    index = GalleryIndex.load(index_path, expected_space_id=manifest.embedding_space_id)
+    if not index.embedding_space_id:
+        raise BundleError(f"{index_path}: the index records no embedding space; rebuild it with "
+                          f"dp-search build so the apps can check it against {manifest.path}")
+    if index.dim != manifest.embedding_dim:
+        raise BundleError(f"{index_path}: {index.dim}-dimensional index but the model "
+                          f"({manifest.path}) outputs {manifest.embedding_dim}")
+    return index
+
+
+def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | Path, target: str,
+                 samples: Sequence[str | Path] = (), precision: str = "fp32") -> Path:
+    """Assemble one target's bundle in ``out_dir`` (replaced whole); returns ``out_dir``."""
+    if target not in TARGETS:
+        raise BundleError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    manifest = load_model_manifest(model_dir)
+    index_path = Path(index_path)
+    check_pair(manifest, index_path)
+    fmt = TARGETS[target][0]
+    try:
+        artefact = manifest.artefact(fmt, precision)
+    except ManifestError as exc:
+        raise BundleError(f"{target} bundle needs a {fmt} model: {exc}") from exc
+    src = manifest.artefact_path(artefact)
+    if not src.exists():
+        raise BundleError(f"{src}: listed in {manifest.path} but missing")
+    if artefact.sha256 and not src.is_dir() and _sha256(src) != artefact.sha256:
+        raise BundleError(f"{src}: SHA-256 differs from the manifest's; the model file was changed "
+                          "after export (re-export it)")
+    sample_paths = [Path(s) for s in samples]
+    for s in sample_paths:
+        if not s.is_file():
+            raise BundleError(f"{s}: sample photo not found")
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        shutil.copy2(manifest.path, tmp / "manifest.json")
+        dst_model = tmp / artefact.file
+        dst_model.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst_model)
+        else:
+            shutil.copy2(src, dst_model)
+        shutil.copy2(index_path, tmp / INDEX_NAME)
+        names = []
+        if sample_paths:
+            (tmp / "samples").mkdir()
+        for s in sample_paths:
+            name = s.name
+            while name in names:  # two photos with one name from different folders
+                name = f"{len(names)}_{s.name}"
+            shutil.copy2(s, tmp / "samples" / name)
+            names.append(name)
+        descriptor = {
+            "format": BUNDLE_FORMAT,
+            "version": BUNDLE_VERSION,
+            "created_by": f"deepproduct {__version__}",
+            "target": target,
+            "manifest": "manifest.json",
+            "model": artefact.file,
+            f"{fmt}_precision": precision,
+            "index": INDEX_NAME,
+            "embedding_space_id": manifest.embedding_space_id,
+            "samples": [f"samples/{n}" for n in names],
+        }
+        (tmp / "bundle.json").write_text(json.dumps(descriptor, indent=2) + "\n", encoding="utf-8")
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m deepproduct.sdk.bundle",
+                                description="Pack model, manifest, index and sample photos into the demo apps.")
+    p.add_argument("--model", required=True, help="exported model folder (holding manifest.json)")
+    p.add_argument("--index", required=True, help=".dpindex built with this model (dp-search build)")
+    p.add_argument("--target", choices=[*TARGETS, "all"], default="all")
+    p.add_argument("--samples", nargs="*", default=[], help="a few query photos to ship with the demo")
+    p.add_argument("--precision", default="fp32", help="artefact precision to ship (fp32, fp16, int8)")
+    p.add_argument("--repo", default=".", help="repository root for the default folders")
+    p.add_argument("--out", help="write to this folder instead (only with a single --target)")
+    args = p.parse_args(argv)
+    targets = list(TARGETS) if args.target == "all" else [args.target]
+    if args.out and len(targets) != 1:
+        p.error("--out needs a single --target")
+    try:
+        if args.target == "all":
+            # Only the platforms the export produced a model for (e.g. no Core ML off macOS tools).
+            have = {(a.format, a.precision) for a in load_model_manifest(args.model).artefacts}
+            skipped = [t for t in targets if (TARGETS[t][0], args.precision) not in have]
+            for t in skipped:
+                print(f"{t}: skipped (no {TARGETS[t][0]}/{args.precision} artefact in the manifest)")
+            targets = [t for t in targets if t not in skipped]
+            if not targets:
+                raise BundleError(f"{args.model}: no artefact for any demo at precision {args.precision}")
+        for t in targets:
+            out = Path(args.out) if args.out else Path(args.repo) / TARGETS[t][1]
+            write_bundle(args.model, args.index, out, t, args.samples, args.precision)
+            print(f"{t}: {out}")
+    except (BundleError, ManifestError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+// Reader and search for the `.dpindex` gallery file. docs/index-format.md is the specification;
+// sdk_python/index_format.py the reference reader this module mirrors check for check, in the
+// same order, with the same error classes and words.
+import { crc32 } from './crc32.mjs';
+import {
+  ChecksumError, EmbeddingSpaceMismatchError, IndexFileError, QueryDimensionError, TruncatedIndexError,
+  UnsupportedVersionError, messages, pyBytesRepr,
+} from './errors.mjs';
+import { matchesFilter } from './filter.mjs';
+
+export const MAGIC = new Uint8Array([0x44, 0x50, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x00]); // DPINDEX\0
+export const TRAILER_MAGIC = new Uint8Array([0x44, 0x50, 0x49, 0x45]); // DPIE
+export const FORMAT_VERSION = 1;
+export const HEADER_SIZE = 256;
+export const TRAILER_SIZE = 8;
+export const SECTIONS = ['space_id', 'scales', 'id_offsets', 'id_bytes', 'vectors', 'metadata'];
+const SECTION_TABLE_OFFSET = 40;
+const HEADER_CRC_OFFSET = HEADER_SIZE - 4;
+const STORAGE = { 1: 'float32', 2: 'int8' };
+
+const sameBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+function u64(view, off) {
+  const lo = view.getUint32(off, true);
+  const hi = view.getUint32(off + 4, true);
+  if (hi >= 0x200000) return Infinity; // >= 2^53: not a real file (docs: readers may reject)
+  return lo + hi * 2 ** 32;
+}
+
+function toBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError('expected an ArrayBuffer or a Uint8Array');
+}
+
+/** Decodes and validates the 256-byte header; `actualSize` is the whole file's length. */
+export function unpackHeader(bytes, source = null, actualSize = bytes.length) {
+  const n = bytes.length;
+  if (n < 12) throw new TruncatedIndexError(source, `only ${n} bytes; too short to be a gallery index`);
+  const magic = bytes.subarray(0, 8);
+  if (!sameBytes(magic, MAGIC)) {
+    throw new IndexFileError(source, `not a DeepProduct gallery index (magic ${pyBytesRepr(magic)}, expected ${pyBytesRepr(MAGIC)})`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint16(8, true);
+  const headerSize = view.getUint16(10, true);
+  if (version > FORMAT_VERSION) {
+    throw new UnsupportedVersionError(source, `index format version ${version} is newer than this reader supports (${FORMAT_VERSION}); upgrade deepproduct or rebuild the index with this version`);
+  }
+  if (version < 1) throw new IndexFileError(source, `invalid index format version ${version}`);
+  if (headerSize !== HEADER_SIZE) {
+    throw new IndexFileError(source, `header size ${headerSize} is not ${HEADER_SIZE} as format v1 requires`);
+  }
+  if (n < HEADER_SIZE) throw new TruncatedIndexError(source, `file ends inside the ${HEADER_SIZE}-byte header (${n} bytes)`);
+  if (crc32(bytes.subarray(0, HEADER_CRC_OFFSET)) !== view.getUint32(HEADER_CRC_OFFSET, true)) {
+    throw new ChecksumError(source, 'header CRC-32 mismatch: the header is damaged');
+  }
+  const flags = view.getUint32(12, true);
+  const dim = view.getUint32(16, true);
+  const storageCode = view.getUint8(20);
+  const metricCode = view.getUint8(21);
+  const vectorAlignment = view.getUint16(22, true);
+  const count = u64(view, 24);
+  const fileSize = u64(view, 32);
+  if (!(storageCode in STORAGE)) throw new IndexFileError(source, `unknown storage code ${storageCode}`);
+  if (metricCode !== 1) throw new IndexFileError(source, `unknown metric code ${metricCode}`);
+  if (dim < 1) throw new IndexFileError(source, `invalid embedding dimension ${dim}`);
+  if (!Number.isFinite(count) || !Number.isFinite(fileSize)) {
+    throw new IndexFileError(source, 'header sizes are out of range for this reader');
+  }
+  const sections = {};
+  SECTIONS.forEach((name, i) => {
+    const offset = u64(view, SECTION_TABLE_OFFSET + 16 * i);
+    const length = u64(view, SECTION_TABLE_OFFSET + 16 * i + 8);
+    sections[name] = { offset, length, end: offset + length };
+  });
+  const header = { formatVersion: version, flags, dim, storage: STORAGE[storageCode], metric: 'cosine', vectorAlignment, count, fileSize, sections };
+  if (actualSize < fileSize) {
+    throw new TruncatedIndexError(source, `truncated: ${actualSize} bytes on disk but the header says ${fileSize} (an interrupted copy or download?)`);
+  }
+  if (actualSize > fileSize) throw new IndexFileError(source, `${actualSize - fileSize} unexpected bytes after the end of the index`);
+  checkSections(header, source);
+  return header;
+}
+
+function checkSections(h, source) {
+  const itemsize = h.storage === 'int8' ? 1 : 4;
+  const expected = { scales: h.storage === 'int8' ? 4 * h.dim : 0, id_offsets: 4 * (h.count + 1), vectors: h.count * h.dim * itemsize };
+  for (const [name, length] of Object.entries(expected)) {
+    if (h.sections[name].length !== length) {
+      throw new IndexFileError(source, `${name} section is ${h.sections[name].length} bytes, expected ${length}`);
+    }
+  }
+  const limit = h.fileSize - TRAILER_SIZE;
+  for (const name of SECTIONS) {
+    const s = h.sections[name];
+    if (s.length && (s.offset < HEADER_SIZE || s.end > limit)) {
+      throw new IndexFileError(source, `${name} section [${s.offset}, ${s.end}) lies outside the file body`);
+    }
+  }
+  if (h.count && h.sections.vectors.offset % h.vectorAlignment) {
+    throw new IndexFileError(source, 'vector block is not aligned as the header states');
+  }
+}
+
+/** Whole-file CRC-32 over everything before the trailer, and the trailer's end magic. */
+export function verifyChecksum(bytes, header, source = null) {
+  const body = header.fileSize - TRAILER_SIZE;
+  const computed = crc32(bytes.subarray(0, body));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const stored = view.getUint32(body, true);
+  const magic = bytes.subarray(body + 4, body + 8);
+  if (!sameBytes(magic, TRAILER_MAGIC)) {
+    throw new IndexFileError(source, `bad trailer magic ${pyBytesRepr(magic)} (expected ${pyBytesRepr(TRAILER_MAGIC)})`);
+  }
+  if (stored !== computed) {
+    const hex = (v) => v.toString(16).padStart(8, '0');
+    throw new ChecksumError(source, `checksum mismatch (stored CRC-32 ${hex(stored)}, computed ${hex(computed)}): the file is damaged; rebuild or re-copy it`);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function decodeUtf8(bytes, source, problem) {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new IndexFileError(source, problem);
+  }
+}
+
+/**
+ * Parses a `.dpindex` file held in memory (fetch().arrayBuffer(), fs.readFileSync).
+ * @param {ArrayBuffer|Uint8Array} data
+ * @param {{source?: string, verify?: boolean}} options verify=false skips the whole-file CRC.
+ */
+export function readIndex(data, { source = null, verify = true } = {}) {
+  const bytes = toBytes(data);
+  const header = unpackHeader(bytes, source, bytes.length);
+  if (verify) verifyChecksum(bytes, header, source);
+  const sec = (name) => bytes.subarray(header.sections[name].offset, header.sections[name].offset + header.sections[name].length);
+  const spaceId = decodeUtf8(sec('space_id'), source, 'embedding-space id is not UTF-8');
+  // Copies where the section's offset may not be aligned for a typed-array view of the buffer.
+  const scales = header.storage === 'int8' ? littleFloat32(sec('scales')) : null;
+  const offBytes = sec('id_offsets');
+  const offView = new DataView(offBytes.buffer, offBytes.byteOffset, offBytes.byteLength);
+  const offsets = Array.from({ length: header.count + 1 }, (_, i) => offView.getUint32(4 * i, true));
+  const idBytes = sec('id_bytes');
+  const vecBytes = sec('vectors');
+  const metaBytes = sec('metadata');
+  let consistent = offsets[0] === 0 && offsets[header.count] === idBytes.length;
+  for (let i = 0; consistent && i < header.count; i++) consistent = offsets[i + 1] >= offsets[i];
+  if (!consistent) throw new IndexFileError(source, 'ids table offsets are inconsistent with the id bytes');
+  if (scales && !scales.every((s) => Number.isFinite(s) && s > 0)) {
+    throw new IndexFileError(source, 'int8 scales must be finite and positive');
+  }
+  const ids = [];
+  for (let i = 0; i < header.count; i++) {
+    ids.push(decodeUtf8(idBytes.subarray(offsets[i], offsets[i + 1]), source, `product id ${i} is not UTF-8`));
+  }
+  const doc = parseMetadata(metaBytes, header.count, source);
+  const vectors = header.storage === 'float32'
+    ? littleFloat32(vecBytes)
+    : new Int8Array(vecBytes.buffer, vecBytes.byteOffset, vecBytes.byteLength);
+  return new GalleryIndex({ header, source, spaceId, scales, ids, items: doc.items, info: doc.index ?? {}, vectors });
+}
+
+function littleFloat32(bytes) {
+  const out = new Float32Array(bytes.length / 4);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
+  return out;
+}
+
+function parseMetadata(raw, count, source) {
+  let doc;
+  try {
+    doc = JSON.parse(utf8.decode(raw));
+  } catch (exc) {
+    throw new IndexFileError(source, `metadata block is not valid UTF-8 JSON (${exc.message})`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !Array.isArray(doc.items)) {
+    throw new IndexFileError(source, "metadata block must be a JSON object with an 'items' array");
+  }
+  if (doc.items.length !== count) {
+    throw new IndexFileError(source, `metadata has ${doc.items.length} items but the header says ${count}`);
+  }
+  if (!doc.items.every((it) => it !== null && typeof it === 'object' && !Array.isArray(it))) {
+    throw new IndexFileError(source, 'every metadata item must be a JSON object');
+  }
+  return doc;
+}
+
+export class GalleryIndex {
+  constructor({ header, source, spaceId, scales, ids, items, info, vectors }) {
+    this.header = header;
+    this.source = source;
+    /** Embedding-space id of the model that built the index ('' = unknown). */
+    this.embeddingSpaceId = spaceId;
+    this.scales = scales;
+    this.ids = ids;
+    this.items = items;
+    this.info = info;
+    this.vectors = vectors;
+  }
+
+  get dim() { return this.header.dim; }
+  get size() { return this.ids.length; }
+  get storage() { return this.header.storage; }
+
+  /** Item i's vector, dequantised for int8 storage (code * scale[d] in float32). */
+  vector(i) {
+    const d = this.dim;
+    const out = new Float32Array(d);
+    for (let j = 0; j < d; j++) {
+      out[j] = this.scales ? Math.fround(this.vectors[i * d + j] * this.scales[j]) : this.vectors[i * d + j];
+    }
+    return out;
+  }
+
+  /**
+   * Refuses a model whose manifest names another embedding space (vectors from different models
+   * are not comparable). As in the SDK's check_embedding_space, an empty id on either side
+   * (unknown model) skips the check.
+   */
+  requireEmbeddingSpace(modelSpaceId) {
+    if (modelSpaceId && this.embeddingSpaceId !== '' && this.embeddingSpaceId !== modelSpaceId) {
+      throw new EmbeddingSpaceMismatchError(this.source, messages.spaceMismatch(this.embeddingSpaceId, modelSpaceId));
+    }
+  }
+
+  /** qn = float32(q / ||q||) with the norm in float64; for int8, w = float32(qn * scale). */
+  scoringQuery(q) {
+    if (q.length !== this.dim) throw new QueryDimensionError(this.source, messages.queryDimension(q.length, this.dim));
+    let ss = 0;
+    for (const v of q) {
+      if (!Number.isFinite(v)) throw new RangeError(messages.nonFiniteQuery());
+      const f = Math.fround(v); // the query is float32, as in the SDK
+      ss += f * f;
+    }
+    const n = Math.sqrt(ss);
+    if (n === 0) throw new RangeError(messages.zeroQuery());
+    const w = new Float32Array(q.length);
+    for (let d = 0; d < q.length; d++) {
+      const qn = Math.fround(Math.fround(q[d]) / n);
+      w[d] = this.scales ? Math.fround(qn * this.scales[d]) : qn;
+    }
+    return w;
+  }
+
+  /**
+   * The k best items for `query`, best first, ties by smaller position; scores per
+   * docs/index-format.md "Scoring" (float64 accumulation).
+   * @param {ArrayLike<number>} query
+   * @param {number} k
+   * @param {Object<string, *>} [filter] metadata field -> value or array of accepted values
+   * @returns {{position:number, productId:string, score:number, item:Object}[]}
+   */
+  search(query, k = 5, filter = null) {
+    if (!(k >= 1)) throw new RangeError(messages.badK(k));
+    const w = this.scoringQuery(query);
+    const d = this.dim;
+    const hits = [];
+    const useFilter = filter && Object.keys(filter).length > 0;
+    for (let i = 0; i < this.ids.length; i++) {
+      if (useFilter && !matchesFilter(this.items[i], filter)) continue;
+      let s = 0;
+      const base = i * d;
+      for (let j = 0; j < d; j++) s += w[j] * this.vectors[base + j];
+      hits.push({ position: i, score: s });
+    }
+    hits.sort((a, b) => b.score - a.score || a.position - b.position);
+    return hits.slice(0, k).map(({ position, score }) => ({ position, productId: this.ids[position], score, item: this.items[position] }));
+  }
+}

@@ -1,0 +1,138 @@
+"""The trainer end to end on a tiny synthetic set: logs, checkpoints, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from deepproduct.sdk.dataset_manifest import read_dataset_manifest, write_dataset_manifest
+from deepproduct.training.checkpoint import load_model
+from deepproduct.training.config import load_config
+from deepproduct.training.data.product_dataset import DataError
+from deepproduct.training.train_cli import main as dp_train
+from deepproduct.training.trainer import Trainer
+
+
+def tiny_overrides(manifest: Path, out: Path, **extra) -> list[str]:
+    base = {"data.manifest": str(manifest), "out_dir": str(out), "model.backbone": "tiny_cnn",
+            "model.pretrained": "false", "model.embedding_dim": 16, "data.image_size": 64,
+            "data.products_per_batch": 3, "data.images_per_product": 3, "optim.epochs": 2,
+            "optim.steps_per_epoch": 3, "optim.warmup_steps": 2, "multitask.variant": "none",
+            "log_every": 1, "threads": 1, "data.eval_batch_size": 16}
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def test_train_writes_log_checkpoint_and_summary(tiny_manifest, tmp_path):
+    cfg = load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="a"))
+    result = Trainer(cfg, progress=False).train()
+    run = tmp_path / "a"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in records].count("eval") == 2
+    assert sum(r["type"] == "train" for r in records) == 6
+    evals = [r for r in records if r["type"] == "eval"]
+    assert {"recall@1", "recall@5", "recall@10", "recall@20", "map@r"} <= set(evals[-1])
+    assert 0.0 <= evals[-1]["recall@1"] <= evals[-1]["recall@20"] <= 1.0
+    assert (run / "checkpoints" / "last.safetensors").is_file()
+    model, mcfg = load_model(run / "checkpoints" / "last.safetensors")
+    assert mcfg["backbone"] == "tiny_cnn"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["multitask_variant"] == "none" and summary["steps"] == 6
+    assert result.final_metrics["recall@1"] == evals[-1]["recall@1"]
+
+
+def test_resume_equals_uninterrupted_run(tiny_manifest, tmp_path):
+    full = Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="full")), progress=False)
+    full.train()
+    # The same run, killed after its first epoch (only epoch 1's checkpoint survives) ...
+    half = Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="half")), progress=False)
+    half.cfg.optim.epochs = 1
+    half.train()
+    # ... then resumed by a fresh process with the full schedule.
+    resumed = Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="half")), progress=False)
+    resumed.resume(tmp_path / "half" / "checkpoints" / "last.safetensors")
+    assert resumed.start_epoch == 1 and resumed.step == 3
+    resumed.train()
+    a, _ = load_model(tmp_path / "full" / "checkpoints" / "last.safetensors")
+    b, _ = load_model(tmp_path / "half" / "checkpoints" / "last.safetensors")
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_distillation_multitask_runs_on_pretrained_backbone(tiny_manifest, tmp_path):
+    cfg = load_config(None, tiny_overrides(
+        tiny_manifest, tmp_path, name="distil", **{"model.backbone": "efficientnet_lite0",
+                                                    "model.pretrained": "true", "multitask.variant": "auto",
+                                                    "model.freeze_stages": 5, "optim.epochs": 1,
+                                                    "optim.steps_per_epoch": 2}))
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.multitask == "distillation"
+    trainer.train()
+    records = [json.loads(x) for x in (tmp_path / "distil" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["type"] == "train"]
+    assert all("loss/distillation" in r for r in train)
+    # Step 1 starts from the teacher's own weights: the distillation term is zero there.
+    assert train[0]["loss/distillation"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_imagenet_folder_multitask_variant(tiny_manifest, tmp_path):
+    import timm.data
+
+    synsets = timm.data.ImageNetInfo().label_names()[:2]
+    folder = tmp_path / "imagenet"
+    for k, syn in enumerate(synsets):
+        (folder / syn).mkdir(parents=True)
+        for j in range(3):
+            Image.new("RGB", (40, 30), (200 * k, 40 * j, 90)).save(folder / syn / f"img_{j}.JPEG")
+    cfg = load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="inet", **{
+        "data.imagenet_folder": str(folder), "multitask.variant": "auto", "optim.epochs": 1,
+        "optim.steps_per_epoch": 2, "data.imagenet_batch": 2}))
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.multitask == "imagenet"
+    trainer.train()
+    records = [json.loads(x) for x in (tmp_path / "inet" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["loss/imagenet"] > 0 for r in records if r["type"] == "train")
+
+
+def _copy_dataset(manifest: Path, dest: Path) -> Path:
+    shutil.copytree(manifest.parent, dest)
+    return dest / manifest.name
+
+
+def test_missing_image_is_named(tiny_manifest, tmp_path):
+    csv = _copy_dataset(tiny_manifest, tmp_path / "data")
+    row = read_dataset_manifest(csv).select(split="train")[0]
+    (csv.parent / row.path).unlink()
+    with pytest.raises(DataError, match=row.path.replace(".", r"\.")):
+        Trainer(load_config(None, tiny_overrides(csv, tmp_path)), progress=False)
+
+
+def test_corrupt_image_is_named(tiny_manifest, tmp_path):
+    csv = _copy_dataset(tiny_manifest, tmp_path / "data")
+    rows = read_dataset_manifest(csv).rows
+    victim = rows[0]
+    (csv.parent / victim.path).write_bytes(b"not an image at all")
+    write_dataset_manifest(rows, csv)
+    trainer = Trainer(load_config(None, tiny_overrides(csv, tmp_path, **{"optim.epochs": 1})), progress=False)
+    with pytest.raises(DataError, match="not a readable image"):
+        trainer.train() if victim.split == "train" else trainer.evaluate()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.backbone=resnet9000", "unknown backbone 'resnet9000'"),
+    ("losses.0.name=magic_loss", "magic_loss"),
+    ("optim.lrate=1", "unknown config key optim.lrate"),
+    ("data.products_per_batch=500", "cannot fill a P x K"),
+])
+def test_cli_bad_input_is_a_clear_error(tiny_manifest, tmp_path, override, message):
+    runner = CliRunner()
+    args = [*tiny_overrides(tiny_manifest, tmp_path), override, "--quiet"]
+    result = runner.invoke(dp_train, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output

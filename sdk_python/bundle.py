@@ -13,9 +13,10 @@ android    android_demo/app/src/main/assets/bundle/        TFLite (``.tflite``)
 ios        ios_demo/DeepProductDemo/Assets/bundle/         Core ML (``.mlpackage``)
 =========  ==============================================  ===========================
 
-Each bundle holds ``bundle.json`` (what the apps read first: file names and sample list),
-the exporter's ``manifest.json`` unchanged, the one model artefact the platform runs,
-``catalogue.dpindex`` and ``samples/``. Before writing anything it checks what the apps would
+Each bundle holds ``bundle.json`` (what the apps read first: ``manifest``, ``index``,
+``models`` [{file, format, precision}] and ``samples`` [{file, product_id}], the same schema
+``dp-search bundle`` writes, plus provenance), the exporter's ``manifest.json`` unchanged, the
+one model artefact the platform runs, ``catalogue.dpindex`` and ``samples/``. Before writing anything it checks what the apps would
 otherwise only discover on a phone: the index's embedding space equals the manifest's, the
 index's dimension equals the model's, the artefact's SHA-256 equals the manifest's, and the
 index file passes its checksum. A bundle is assembled in a temporary sibling folder and renamed
@@ -79,8 +80,11 @@ def check_pair(manifest: ModelManifest, index_path: Path) -> GalleryIndex:
 
 
 def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | Path, target: str,
-                 samples: Sequence[str | Path] = (), precision: str = "fp32") -> Path:
-    """Assemble one target's bundle in ``out_dir`` (replaced whole); returns ``out_dir``."""
+                 samples: Sequence[str | Path | tuple[str | Path, str]] = (), precision: str = "fp32") -> Path:
+    """Assemble one target's bundle in ``out_dir`` (replaced whole); returns ``out_dir``.
+
+    ``samples``: photo paths, or (path, product_id) pairs when the right answer is known.
+    """
     if target not in TARGETS:
         raise BundleError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
     manifest = load_model_manifest(model_dir)
@@ -97,7 +101,8 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
     if artefact.sha256 and not src.is_dir() and _sha256(src) != artefact.sha256:
         raise BundleError(f"{src}: SHA-256 differs from the manifest's; the model file was changed "
                           "after export (re-export it)")
-    sample_paths = [Path(s) for s in samples]
+    pairs = [(Path(s[0]), s[1]) if isinstance(s, tuple) else (Path(s), None) for s in samples]
+    sample_paths = [p for p, _ in pairs]
     for s in sample_paths:
         if not s.is_file():
             raise BundleError(f"{s}: sample photo not found")
@@ -114,26 +119,27 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
         else:
             shutil.copy2(src, dst_model)
         shutil.copy2(index_path, tmp / INDEX_NAME)
-        names = []
-        if sample_paths:
+        names: list[str] = []
+        sample_rows = []
+        if pairs:
             (tmp / "samples").mkdir()
-        for s in sample_paths:
+        for s, product_id in pairs:
             name = s.name
             while name in names:  # two photos with one name from different folders
                 name = f"{len(names)}_{s.name}"
             shutil.copy2(s, tmp / "samples" / name)
             names.append(name)
+            sample_rows.append({"file": f"samples/{name}", "product_id": product_id})
         descriptor = {
             "format": BUNDLE_FORMAT,
             "version": BUNDLE_VERSION,
             "created_by": f"deepproduct {__version__}",
             "target": target,
             "manifest": "manifest.json",
-            "model": artefact.file,
-            f"{fmt}_precision": precision,
             "index": INDEX_NAME,
+            "models": [{"file": artefact.file, "format": artefact.format, "precision": artefact.precision}],
             "embedding_space_id": manifest.embedding_space_id,
-            "samples": [f"samples/{n}" for n in names],
+            "samples": sample_rows,
         }
         (tmp / "bundle.json").write_text(json.dumps(descriptor, indent=2) + "\n", encoding="utf-8")
         if out_dir.exists():

@@ -45,10 +45,11 @@ def _index(tmp: Path, space: str = SPACE, dim: int = 8) -> Path:
 def test_web_bundle_holds_model_manifest_index_and_samples(tmp_path):
     photo = tmp_path / "q.png"
     photo.write_bytes(b"png")
-    out = write_bundle(_model_dir(tmp_path), _index(tmp_path), tmp_path / "web", "web", samples=[photo])
+    out = write_bundle(_model_dir(tmp_path), _index(tmp_path), tmp_path / "web", "web", samples=[(photo, "b")])
     desc = json.loads((out / "bundle.json").read_text())
-    assert desc["model"] == "model.onnx" and desc["index"] == "catalogue.dpindex"
-    assert desc["samples"] == ["samples/q.png"] and desc["embedding_space_id"] == SPACE
+    assert desc["models"] == [{"file": "model.onnx", "format": "onnx", "precision": "fp32"}]
+    assert desc["index"] == "catalogue.dpindex" and desc["manifest"] == "manifest.json"
+    assert desc["samples"] == [{"file": "samples/q.png", "product_id": "b"}] and desc["embedding_space_id"] == SPACE
     assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "catalogue.dpindex", "manifest.json",
                                                        "model.onnx", "samples"]
     assert GalleryIndex.load(out / "catalogue.dpindex", expected_space_id=SPACE).product_ids == ["a", "b", "c", "d"]

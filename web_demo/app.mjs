@@ -29,7 +29,10 @@ async function load() {
   const manifestPath = `${BUNDLE}/${descriptor.manifest || 'manifest.json'}`;
   const manifest = loadManifest(await (await fetch(manifestPath)).text(), manifestPath);
   state.spec = specFromManifest(manifest.preprocessing);
-  state.artefact = manifest.artefact('onnx', descriptor.onnx_precision || 'fp32');
+  // bundle.json (dp-search bundle / deepproduct.sdk.bundle) lists the model files it carries.
+  const onnx = (descriptor.models || []).find((m) => m.format === 'onnx');
+  state.artefact = manifest.artefact('onnx', onnx?.precision || 'fp32');
+  const modelFile = onnx?.file || state.artefact.file;
   const indexPath = `${BUNDLE}/${descriptor.index || 'catalogue.dpindex'}`;
   state.index = readIndex(await fetchBytes(indexPath), { source: indexPath });
   // A model/index pair from different embedding spaces gives confident nonsense: refuse it.
@@ -37,15 +40,17 @@ async function load() {
 
   ort.env.wasm.wasmPaths = new URL('./node_modules/onnxruntime-web/dist/', import.meta.url).href;
   ort.env.wasm.numThreads = 1; // no cross-origin isolation needed; deterministic
-  state.session = await ort.InferenceSession.create(await fetchBytes(`${BUNDLE}/${state.artefact.file}`),
+  state.session = await ort.InferenceSession.create(await fetchBytes(`${BUNDLE}/${modelFile}`),
     { executionProviders: ['wasm'] });
 
   const categories = [...new Set(state.index.items.map((it) => it.category).filter((c) => typeof c === 'string'))].sort();
   for (const c of categories) $('category').append(new Option(c, c));
   for (const sample of descriptor.samples || []) {
+    const file = typeof sample === 'string' ? sample : sample.file;
+    const name = file.split('/').pop();
     const b = document.createElement('button');
-    b.textContent = sample.split('/').pop();
-    b.onclick = async () => searchBlob(await (await fetch(`${BUNDLE}/${sample}`)).blob(), sample);
+    b.textContent = name;
+    b.onclick = async () => searchBlob(await (await fetch(`${BUNDLE}/${file}`)).blob(), name);
     $('samples').append(b);
   }
   $('about').textContent = `Model ${manifest.modelName} ${manifest.modelVersion} (${manifest.backbone}, ${manifest.embeddingDim}-d), `

@@ -2,7 +2,7 @@ import DeepProductCore
 import Foundation
 
 /// The demo assets written by the bundling command (`bundle/` folder reference in the app):
-/// `bundle.json` names the model manifest, the Core ML package, the index and sample photos.
+/// `bundle.json` names the model manifest, the model files, the index and sample photos.
 struct DemoBundle {
     let root: URL
     let manifest: ModelManifest
@@ -20,11 +20,17 @@ struct DemoBundle {
         let indexFile = descriptor["index"] as? String ?? "catalogue.dpindex"
         let manifestURL = root.appendingPathComponent(manifestFile)
         let manifest = try ModelManifest(data: Data(contentsOf: manifestURL), source: manifestURL.path)
-        let coreml = try manifest.artefact(format: "coreml", precision: descriptor["coreml_precision"] as? String ?? "fp32")
+        // "models": [{file, format, precision}] as written by dp-search bundle / deepproduct.sdk.bundle
+        let models = descriptor["models"] as? [[String: Any]] ?? []
+        let listed = models.first { $0["format"] as? String == "coreml" }
+        let precision = listed?["precision"] as? String ?? "fp32"
+        let modelFile = try listed?["file"] as? String ?? manifest.artefact(format: "coreml", precision: precision).file
         let index = try GalleryIndex(contentsOf: root.appendingPathComponent(indexFile))
         try index.requireEmbeddingSpace(manifest.embeddingSpaceId)
-        let samples = (descriptor["samples"] as? [String] ?? []).map { root.appendingPathComponent($0) }
-        return DemoBundle(root: root, manifest: manifest, modelURL: root.appendingPathComponent(coreml.file),
-                          index: index, samples: samples)
+        let sampleFiles = (descriptor["samples"] as? [Any] ?? []).compactMap { entry -> String? in
+            (entry as? [String: Any])?["file"] as? String ?? entry as? String
+        }
+        return DemoBundle(root: root, manifest: manifest, modelURL: root.appendingPathComponent(modelFile),
+                          index: index, samples: sampleFiles.map { root.appendingPathComponent($0) })
     }
 }

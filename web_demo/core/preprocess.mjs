@@ -4,7 +4,7 @@
 // resized_size, resize_and_crop) in float64, including numpy's summation order where it
 // matters, so the Float32Array matches the Python SDK bit for bit (pinned by tests/vectors/).
 // The filter is a separable triangle with half-pixel centres whose support widens by the
-// shrink factor (antialiasing). Alpha is composited over spec.alphaBackground.
+// shrink factor (antialiasing); docs/preprocessing.md is the specification.
 
 export const SPEC_VERSION = 1;
 export const RESIZE_ALGORITHM = 'triangle-antialias-half-pixel-v1';
@@ -96,15 +96,46 @@ export function resizedSize(height, width, shorter) {
 }
 
 /**
- * The model input for one image: Float32Array of 3*S*S RGB values in [0, 1], layout 'NCHW'
- * (ONNX) or 'NHWC' (TFLite).
+ * The model input for one decoded image: Float32Array of 3*S*S RGB values in [0, 1], layout
+ * 'NCHW' (ONNX) or 'NHWC' (TFLite). Opaque images (every alpha 255) are resampled on their 8-bit
+ * values and divided by 255 at the end, as the SDK does for 8-bit sources; images with
+ * transparency are first composited over the background in [0, 1] (the SDK's RGBA branch).
  * @param {Uint8Array|Uint8ClampedArray} rgba width*height*4 bytes, row-major, not premultiplied
  */
 export function preprocessRgba(rgba, width, height, spec = defaultSpec(), layout = 'NCHW') {
+  checkSize(width, height, rgba.length, 4, `RGBA buffer holds ${rgba.length} bytes`);
+  let opaque = true;
+  for (let i = 3; i < width * height * 4 && opaque; i += 4) opaque = rgba[i] === 255;
+  const bg = spec.alphaBackground.map((v) => v / 255.0);
+  const row = opaque
+    ? (y, colLo, cols) => rawRow(rgba, width, y, colLo, cols)
+    : (y, colLo, cols) => compositedRow(rgba, width, y, colLo, cols, bg);
+  return resizeAndCrop(row, width, height, spec, layout, opaque ? 255.0 : 1.0);
+}
+
+/**
+ * The same for an image already converted to float RGB in [0, 1] (16-bit sources, or the decoded
+ * pixels of the test vectors): width*height*3 values, row-major, interleaved.
+ */
+export function preprocessRgb(rgb, width, height, spec = defaultSpec(), layout = 'NCHW') {
+  checkSize(width, height, rgb.length, 3, `RGB buffer holds ${rgb.length} values`);
+  const row = (y, colLo, cols) => Float64Array.from(rgb.subarray
+    ? rgb.subarray((y * width + colLo) * 3, (y * width + colLo + cols) * 3)
+    : rgb.slice((y * width + colLo) * 3, (y * width + colLo + cols) * 3));
+  return resizeAndCrop(row, width, height, spec, layout, 1.0);
+}
+
+function checkSize(width, height, have, perPixel, what) {
   if (!(width > 0 && height > 0)) throw new Error(`image has no pixels (${width}x${height})`);
-  if (rgba.length < width * height * 4) {
-    throw new Error(`RGBA buffer holds ${rgba.length} bytes, a ${width}x${height} image needs ${width * height * 4}`);
-  }
+  if (have < width * height * perPixel) throw new Error(`${what}, a ${width}x${height} image needs ${width * height * perPixel}`);
+}
+
+/**
+ * resize_and_crop: vertical pass over the needed columns, then horizontal pass, then / divisor
+ * (255 for raw 8-bit samples), float32 cast and clip to [0, 1].
+ * @param {(y:number, colLo:number, cols:number) => Float64Array} sourceRow interleaved RGB of one row
+ */
+function resizeAndCrop(sourceRow, width, height, spec, layout, divisor) {
   if (layout !== 'NCHW' && layout !== 'NHWC') throw new Error(`unknown layout '${layout}'; expected NCHW or NHWC`);
   const size = spec.inputSize;
   const [newH, newW] = resizedSize(height, width, spec.resizeShorter);
@@ -121,7 +152,6 @@ export function preprocessRgba(rgba, width, height, spec = defaultSpec(), layout
     if (v > colHi) colHi = v;
   }
   const cols = colHi - colLo + 1;
-  const bg = spec.alphaBackground.map((v) => v / 255.0);
   const rows = new Array(height);
 
   const tmp = [0, 1, 2].map(() => new Float64Array(size * cols));
@@ -131,7 +161,7 @@ export function preprocessRgba(rgba, width, height, spec = defaultSpec(), layout
       const w = ty.weight[y * ty.taps + k];
       let src = rows[srcY];
       if (src === undefined) {
-        src = decodeRow(rgba, width, srcY, colLo, cols, bg);
+        src = sourceRow(srcY, colLo, cols);
         rows[srcY] = src;
       }
       for (let c = 0; c < 3; c++) {
@@ -156,7 +186,7 @@ export function preprocessRgba(rgba, width, height, spec = defaultSpec(), layout
           acc = k === 0 ? term : acc + term;
         }
         // float32 cast, then clip to [0, 1] (astype(float32) + np.clip).
-        let f = Math.fround(acc);
+        let f = Math.fround(divisor === 1.0 ? acc : acc / divisor);
         f = f < 0 ? 0 : f > 1 ? 1 : f;
         out[layout === 'NCHW' ? (c * size + y) * size + x : (y * size + x) * 3 + c] = f;
       }
@@ -165,25 +195,28 @@ export function preprocessRgba(rgba, width, height, spec = defaultSpec(), layout
   return out;
 }
 
-/** One source row's columns colLo..colLo+cols as interleaved RGB float64 in [0, 1]. */
-function decodeRow(rgba, width, y, colLo, cols, bg) {
+/** Raw 8-bit samples 0..255 of an opaque row (divided by 255 after resampling). */
+function rawRow(rgba, width, y, colLo, cols) {
   const row = new Float64Array(cols * 3);
   for (let x = 0; x < cols; x++) {
     const p = (y * width + colLo + x) * 4;
-    const a = rgba[p + 3];
-    let r = rgba[p] / 255.0;
-    let g = rgba[p + 1] / 255.0;
-    let b = rgba[p + 2] / 255.0;
-    if (a !== 255) {
-      // rgba / 255 * alpha + background * (1 - alpha), as the SDK's RGBA branch.
-      const al = a / 255.0;
-      r = r * al + bg[0] * (1.0 - al);
-      g = g * al + bg[1] * (1.0 - al);
-      b = b * al + bg[2] * (1.0 - al);
-    }
-    row[x * 3] = r;
-    row[x * 3 + 1] = g;
-    row[x * 3 + 2] = b;
+    row[x * 3] = rgba[p];
+    row[x * 3 + 1] = rgba[p + 1];
+    row[x * 3 + 2] = rgba[p + 2];
+  }
+  return row;
+}
+
+/** A row with transparency: [0, 1] values composited over the background, as the SDK's RGBA branch. */
+function compositedRow(rgba, width, y, colLo, cols, bg) {
+  const row = new Float64Array(cols * 3);
+  for (let x = 0; x < cols; x++) {
+    const p = (y * width + colLo + x) * 4;
+    // rgba / 255 * alpha + background * (1 - alpha) for every pixel, opaque ones included.
+    const al = rgba[p + 3] / 255.0;
+    row[x * 3] = (rgba[p] / 255.0) * al + bg[0] * (1.0 - al);
+    row[x * 3 + 1] = (rgba[p + 1] / 255.0) * al + bg[1] * (1.0 - al);
+    row[x * 3 + 2] = (rgba[p + 2] / 255.0) * al + bg[2] * (1.0 - al);
   }
   return row;
 }

@@ -97,8 +97,10 @@ test('the page finds the right product for each query photo, with the SDK\'s ids
 test('a category filter narrows the results to that category', async () => {
   const expected = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')).queries[0];
   const { page } = await openDemo('e2e/.fixture/bundle');
-  await page.setInputFiles('#file', join(BUNDLE, expected.sample));
+  // The bundle's sample buttons (bundle.json "samples") instead of the file picker.
+  await page.click(`#samples button:text("${expected.sample.split('/').pop()}")`);
   await page.waitForSelector('#results[data-state="done"]');
+  assert.equal(await page.getAttribute('#results tbody tr:first-child', 'data-product-id'), expected.product_id);
   await page.selectOption('#category', 'shoes');
   await page.waitForFunction(() => [...document.querySelectorAll('#results tbody tr td:nth-child(3)')].every((td) => td.textContent === 'shoes'));
   const cats = await page.$$eval('#results tbody tr td:nth-child(3)', (tds) => tds.map((td) => td.textContent));

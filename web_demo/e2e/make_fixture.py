@@ -105,15 +105,16 @@ def build(out: Path) -> None:
                                  for i in order]})
     (out / "expected.json").write_text(json.dumps({"queries": expected}, indent=2) + "\n")
     write_bundle(model_dir, out / "catalogue.dpindex", out / "bundle", "web",
-                 samples=[work / q["path"] for q in queries])
+                 samples=[(work / q["path"], q["product_id"]) for q in queries])
     shutil.rmtree(work)
     # A space-id mismatch bundle: the same index, a manifest naming another embedding space
     # (the bundling command refuses to write one, so it is assembled by hand).
     bad = out / "mismatch"
     bad.mkdir()
     (bad / "manifest.json").write_text(json.dumps({**manifest, "embedding_space_id": "some-other-model"}, indent=2))
-    (bad / "bundle.json").write_text(json.dumps({"manifest": "manifest.json", "index": "../bundle/catalogue.dpindex",
-                                                  "model": "../bundle/model.onnx"}))
+    (bad / "bundle.json").write_text(json.dumps({
+        "manifest": "manifest.json", "index": "../bundle/catalogue.dpindex",
+        "models": [{"file": "../bundle/model.onnx", "format": "onnx", "precision": "fp32"}]}))
     wrong = [e["sample"] for e in expected if e["top"][0]["product_id"] != e["product_id"]]
     if wrong:
         # The browser test checks the page against the SDK; the fixture itself must be sound.

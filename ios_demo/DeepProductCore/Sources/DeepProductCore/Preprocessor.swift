@@ -86,16 +86,51 @@ public enum Preprocessor {
         return (max(shorter, h), shorter)
     }
 
-    /// The model input for one image: 3*S*S Floats, RGB in [0, 1], NCHW or NHWC.
+    /// The model input for one decoded image: 3*S*S Floats, RGB in [0, 1], NCHW or NHWC.
+    /// Opaque images (every alpha 255) are resampled on their 8-bit values and divided by 255 at the
+    /// end, as the SDK does for 8-bit sources; images with transparency are first composited over
+    /// the background in [0, 1] (the SDK's RGBA branch).
     /// - Parameter rgba: width*height*4 bytes, row-major, not premultiplied, EXIF already applied.
     public static func preprocess(rgba: [UInt8], width: Int, height: Int,
                                   spec: PreprocessingSpec, layout: Layout = .nchw) throws -> [Float] {
+        try checkSize(width, height, have: rgba.count, perPixel: 4, what: "RGBA buffer holds \(rgba.count) bytes")
+        var opaque = true
+        var i = 3
+        while opaque && i < width * height * 4 {
+            opaque = rgba[i] == 255
+            i += 4
+        }
+        let bg = spec.alphaBackground.map { Double($0) / 255.0 }
+        let isOpaque = opaque
+        return resizeAndCrop(width: width, height: height, spec: spec, layout: layout, divisor: isOpaque ? 255.0 : 1.0) { y, colLo, cols in
+            isOpaque ? rawRow(rgba, width: width, y: y, colLo: colLo, cols: cols)
+                : compositedRow(rgba, width: width, y: y, colLo: colLo, cols: cols, bg: bg)
+        }
+    }
+
+    /// The same for an image already converted to Double RGB in [0, 1] (16-bit sources, or the
+    /// decoded pixels of the test vectors): width*height*3 values, row-major, interleaved.
+    public static func preprocess(rgb: [Double], width: Int, height: Int,
+                                  spec: PreprocessingSpec, layout: Layout = .nchw) throws -> [Float] {
+        try checkSize(width, height, have: rgb.count, perPixel: 3, what: "RGB buffer holds \(rgb.count) values")
+        return resizeAndCrop(width: width, height: height, spec: spec, layout: layout, divisor: 1.0) { y, colLo, cols in
+            Array(rgb[((y * width + colLo) * 3)..<((y * width + colLo + cols) * 3)])
+        }
+    }
+
+    private static func checkSize(_ width: Int, _ height: Int, have: Int, perPixel: Int, what: String) throws {
         guard width > 0, height > 0 else {
             throw DeepProductError.invalidImage("image has no pixels (\(width)x\(height))")
         }
-        guard rgba.count >= width * height * 4 else {
-            throw DeepProductError.invalidImage("RGBA buffer holds \(rgba.count) bytes, a \(width)x\(height) image needs \(width * height * 4)")
+        guard have >= width * height * perPixel else {
+            throw DeepProductError.invalidImage("\(what), a \(width)x\(height) image needs \(width * height * perPixel)")
         }
+    }
+
+    /// resize_and_crop: vertical pass over the needed columns, then horizontal pass, then / divisor
+    /// (255 for raw 8-bit samples), Float cast and clip to [0, 1].
+    static func resizeAndCrop(width: Int, height: Int, spec: PreprocessingSpec, layout: Layout, divisor: Double,
+                              sourceRow: (Int, Int, Int) -> [Double]) -> [Float] {
         let size = spec.inputSize
         let (newH, newW) = resizedSize(height: height, width: width, shorter: spec.resizeShorter)
         let top = (newH - size) / 2
@@ -107,7 +142,6 @@ public enum Preprocessor {
         let colLo = tx.index.min() ?? 0
         let colHi = tx.index.max() ?? 0
         let cols = colHi - colLo + 1
-        let bg = spec.alphaBackground.map { Double($0) / 255.0 }
         var rows = [Int: [Double]]()
 
         var tmp = [[Double]](repeating: [Double](repeating: 0, count: size * cols), count: 3)
@@ -119,7 +153,7 @@ public enum Preprocessor {
                 if let cached = rows[srcY] {
                     src = cached
                 } else {
-                    src = decodeRow(rgba, width: width, y: srcY, colLo: colLo, cols: cols, bg: bg)
+                    src = sourceRow(srcY, colLo, cols)
                     rows[srcY] = src
                 }
                 for c in 0..<3 {
@@ -142,7 +176,7 @@ public enum Preprocessor {
                         acc = k == 0 ? term : acc + term
                     }
                     // Float cast, then clip to [0, 1] (astype(float32) + np.clip).
-                    let f = min(max(Float(acc), 0), 1)
+                    let f = min(max(Float(divisor == 1.0 ? acc : acc / divisor), 0), 1)
                     let pos = layout == .nchw ? (c * size + y) * size + x : (y * size + x) * 3 + c
                     out[pos] = f
                 }
@@ -151,25 +185,28 @@ public enum Preprocessor {
         return out
     }
 
-    /// One source row's columns colLo..<colLo+cols as interleaved RGB Doubles in [0, 1].
-    private static func decodeRow(_ rgba: [UInt8], width: Int, y: Int, colLo: Int, cols: Int, bg: [Double]) -> [Double] {
+    /// Raw 8-bit samples 0...255 of an opaque row (divided by 255 after resampling).
+    private static func rawRow(_ rgba: [UInt8], width: Int, y: Int, colLo: Int, cols: Int) -> [Double] {
         var row = [Double](repeating: 0, count: cols * 3)
         for x in 0..<cols {
             let p = (y * width + colLo + x) * 4
-            let a = rgba[p + 3]
-            var r = Double(rgba[p]) / 255.0
-            var g = Double(rgba[p + 1]) / 255.0
-            var b = Double(rgba[p + 2]) / 255.0
-            if a != 255 {
-                // rgba / 255 * alpha + background * (1 - alpha), as the SDK's RGBA branch.
-                let al = Double(a) / 255.0
-                r = r * al + bg[0] * (1.0 - al)
-                g = g * al + bg[1] * (1.0 - al)
-                b = b * al + bg[2] * (1.0 - al)
+            row[x * 3] = Double(rgba[p])
+            row[x * 3 + 1] = Double(rgba[p + 1])
+            row[x * 3 + 2] = Double(rgba[p + 2])
+        }
+        return row
+    }
+
+    /// A row with transparency: [0, 1] values composited over the background, as the SDK's RGBA branch.
+    private static func compositedRow(_ rgba: [UInt8], width: Int, y: Int, colLo: Int, cols: Int, bg: [Double]) -> [Double] {
+        var row = [Double](repeating: 0, count: cols * 3)
+        for x in 0..<cols {
+            let p = (y * width + colLo + x) * 4
+            // rgba / 255 * alpha + background * (1 - alpha) for every pixel, opaque ones included.
+            let al = Double(rgba[p + 3]) / 255.0
+            for c in 0..<3 {
+                row[x * 3 + c] = (Double(rgba[p + c]) / 255.0) * al + bg[c] * (1.0 - al)
             }
-            row[x * 3] = r
-            row[x * 3 + 1] = g
-            row[x * 3 + 2] = b
         }
         return row
     }

@@ -294,6 +294,7 @@ def write_index_file(path: str | os.PathLike, *, vectors: np.ndarray, product_id
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide the index from a web server
         with os.fdopen(fd, "wb") as f:
             crc = 0
             pos = 0
@@ -322,6 +323,12 @@ def write_index_file(path: str | os.PathLike, *, vectors: np.ndarray, product_id
         raise
     _fsync_dir(path.parent)
     return header
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _vector_chunks(vectors: np.ndarray, dtype: np.dtype, rows: int = 1 << 16) -> Iterable[memoryview]:

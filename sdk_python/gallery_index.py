@@ -1,0 +1,350 @@
+"""``GalleryIndex``: the searchable catalogue (embeddings + product ids + per-item metadata).
+
+The in-memory twin of a ``.dpindex`` file (docs/index-format.md). A loaded index keeps its
+vector block memory-mapped and its ids undecoded until first needed, so opening a
+million-item catalogue costs a checksum pass and a JSON parse (both skipped with
+``verify=False``, which defers the metadata parse to its first use). Editing it (add/remove)
+materialises the arrays in memory; ``save`` writes a fresh file atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .exact_search import top_k_inner_product
+from .index_format import (
+    STORAGE_DTYPES,
+    EmbeddingSpaceMismatchError,
+    IndexFileContents,
+    QueryDimensionError,
+    read_index_file,
+    write_index_file,
+)
+from .quantization import dequantize, fit_scales, quantize
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result: the gallery item at ``position``, its product and its cosine ``score``."""
+
+    rank: int
+    position: int
+    product_id: str
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "position": self.position, "product_id": self.product_id,
+                "score": self.score, "metadata": self.metadata}
+
+
+def _filter_key(value: Any) -> tuple:
+    """JSON equality as a hashable key: numbers numerically, bools and null as themselves."""
+    if value is None:
+        return ("null",)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("num", float(value))
+    if isinstance(value, str):
+        return ("str", value)
+    return ("json", json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+def normalize_rows(vectors: np.ndarray, what: str = "vector") -> np.ndarray:
+    """Unit rows in float32 (norms in float64); refuses zero or non-finite rows."""
+    arr = np.asarray(vectors, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what}s contain NaN or infinity")
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
+    if np.any(norms == 0):
+        raise ValueError(f"{what} {int(np.flatnonzero(norms == 0)[0])} is all zeros; cannot normalise")
+    return (arr / norms[:, None]).astype(np.float32)
+
+
+class GalleryIndex:
+    """Exact cosine search over a product catalogue, stored as float32 or int8 vectors."""
+
+    def __init__(self, dim: int, storage: str = "float32", embedding_space_id: str = "",
+                 info: Mapping[str, Any] | None = None, scales: np.ndarray | None = None):
+        if storage not in STORAGE_DTYPES:
+            raise ValueError(f"unknown storage {storage!r}; expected 'float32' or 'int8'")
+        if int(dim) < 1:
+            raise ValueError(f"embedding dimension must be positive, got {dim}")
+        self.dim = int(dim)
+        self.storage = storage
+        self.embedding_space_id = embedding_space_id or ""
+        self._info: dict[str, Any] = dict(info or {})
+        self.path: Path | None = None
+        self.checksum_verified = False
+        self._vectors: np.ndarray = np.empty((0, self.dim), STORAGE_DTYPES[storage])
+        self._scales: np.ndarray | None = None
+        if scales is not None:
+            self._scales = np.asarray(scales, np.float32).reshape(self.dim)
+        self._ids: list[str] | None = []
+        self._items: list[dict[str, Any]] | None = []
+        self._source: IndexFileContents | None = None
+        self._columns: dict[str, tuple[np.ndarray, dict[tuple, int]]] = {}
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_embeddings(cls, embeddings: np.ndarray, product_ids: Sequence[Any],
+                        metadata: Sequence[Mapping[str, Any] | None] | None = None, *,
+                        storage: str = "float32", embedding_space_id: str = "",
+                        info: Mapping[str, Any] | None = None) -> GalleryIndex:
+        """Build from (N, D) embeddings; int8 scales are fitted on exactly these vectors."""
+        embeddings = np.asarray(embeddings)
+        if embeddings.ndim != 2:
+            raise ValueError(f"embeddings must be (N, D), got shape {embeddings.shape}")
+        index = cls(embeddings.shape[1], storage, embedding_space_id, info)
+        index.add(embeddings, product_ids, metadata)
+        return index
+
+    @classmethod
+    def from_images(cls, images: Sequence[Any], product_ids: Sequence[Any], embedder: Any,
+                    metadata: Sequence[Mapping[str, Any] | None] | None = None, *,
+                    storage: str = "float32", batch_size: int = 32, progress: bool = False,
+                    info: Mapping[str, Any] | None = None) -> GalleryIndex:
+        """Embed image files/bytes with ``embedder`` (see embedders.py) and index them.
+
+        The embedder's manifest supplies the embedding-space id, so the index can later refuse
+        queries from a different model. Catalogue builds that must skip unreadable images use
+        ``catalogue.build_catalogue_index`` instead.
+        """
+        vectors = embedder.embed_paths(list(images), batch_size=batch_size, progress=progress)
+        space = getattr(embedder, "embedding_space_id", "")
+        return cls.from_embeddings(vectors, product_ids, metadata, storage=storage,
+                                   embedding_space_id=space, info=info)
+
+    # ----------------------------------------------------------------- properties
+    def __len__(self) -> int:
+        return int(self._vectors.shape[0])
+
+    def __repr__(self) -> str:
+        where = f", path={str(self.path)!r}" if self.path else ""
+        return (f"GalleryIndex(count={len(self)}, dim={self.dim}, storage={self.storage!r}, "
+                f"embedding_space_id={self.embedding_space_id!r}{where})")
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Index-level provenance (the metadata block's ``index`` object), e.g. the model's name."""
+        if self._items is None:
+            self.metadata  # noqa: B018 -- parsing the metadata block fills it
+        return self._info
+
+    @info.setter
+    def info(self, value: Mapping[str, Any]) -> None:
+        self._info = dict(value)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The stored block (float32 unit rows, or int8 codes); a read-only memmap after ``load``."""
+        return self._vectors
+
+    @property
+    def scales(self) -> np.ndarray | None:
+        return None if self._scales is None else self._scales.copy()
+
+    @property
+    def is_memory_mapped(self) -> bool:
+        return isinstance(self._vectors, np.memmap)
+
+    @property
+    def product_ids(self) -> list[str]:
+        if self._ids is None:
+            assert self._source is not None
+            self._ids = self._source.product_ids()
+        return self._ids
+
+    @property
+    def metadata(self) -> list[dict[str, Any]]:
+        if self._items is None:
+            assert self._source is not None
+            doc = self._source.metadata()
+            self._items = doc["items"]
+            self._info = {**doc.get("index", {}), **self._info}
+        return self._items
+
+    def dequantized(self) -> np.ndarray:
+        """The vectors the scores are dot products with, as float32 (a copy)."""
+        if self.storage == "int8":
+            assert self._scales is not None
+            return dequantize(np.asarray(self._vectors), self._scales)
+        return np.array(self._vectors, dtype=np.float32)
+
+    # ----------------------------------------------------------------- editing
+    def add(self, embeddings: np.ndarray, product_ids: Sequence[Any],
+            metadata: Sequence[Mapping[str, Any] | None] | None = None) -> None:
+        """Append items; embeddings are re-normalised, int8 ones quantised with the index's scales."""
+        embeddings = np.asarray(embeddings)
+        if embeddings.ndim == 1:
+            embeddings = embeddings[None, :]
+        n = embeddings.shape[0]
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise QueryDimensionError(self.path, f"embeddings have shape {embeddings.shape}; "
+                                                 f"this index holds {self.dim}-dimensional vectors")
+        ids = [str(p) for p in product_ids]
+        items = [dict(m or {}) for m in metadata] if metadata is not None else [{} for _ in range(n)]
+        if len(ids) != n or len(items) != n:
+            raise ValueError(f"{n} embeddings but {len(ids)} product ids and {len(items)} metadata items")
+        for item in items:
+            json.dumps(item, allow_nan=False)  # refuse what the file could not store, now
+        unit = normalize_rows(embeddings, "embedding")
+        if self.storage == "int8":
+            if self._scales is None:
+                self._scales = fit_scales(unit)
+            stored, clipped = quantize(unit, self._scales)
+            if clipped:
+                warnings.warn(f"{clipped} values of the added embeddings exceed the index's int8 range "
+                              "and were clipped; rebuild the index to refit the scales", stacklevel=2)
+        else:
+            stored = unit
+        old_ids, old_items = self.product_ids, self.metadata
+        self._vectors = np.concatenate([np.asarray(self._vectors), stored]) if len(self) else stored
+        self._ids = old_ids + ids
+        self._items = old_items + items
+        self._columns.clear()
+
+    def remove(self, product_ids: Sequence[Any] | None = None, *,
+               positions: Sequence[int] | np.ndarray | None = None) -> int:
+        """Drop every item of the given products and/or the given positions; returns how many."""
+        drop = np.zeros(len(self), bool)
+        if product_ids is not None:
+            wanted = np.asarray([str(p) for p in product_ids], dtype=object)
+            drop |= np.isin(np.asarray(self.product_ids, dtype=object), wanted)
+        if positions is not None:
+            pos = np.asarray(positions, dtype=np.int64)
+            if pos.size and (pos.min() < 0 or pos.max() >= len(self)):
+                raise IndexError(f"positions out of range for an index of {len(self)} items")
+            drop[pos] = True
+        removed = int(drop.sum())
+        if removed:
+            keep = np.flatnonzero(~drop)
+            ids, items = self.product_ids, self.metadata
+            self._vectors = np.asarray(self._vectors)[keep]
+            self._ids = [ids[i] for i in keep.tolist()]
+            self._items = [items[i] for i in keep.tolist()]
+            self._columns.clear()
+        return removed
+
+    # ----------------------------------------------------------------- compatibility
+    def check_embedding_space(self, space_id: str | None, model: str = "the querying model") -> None:
+        """Refuse a model whose embedding space differs from the one that built this index."""
+        if space_id and self.embedding_space_id and space_id != self.embedding_space_id:
+            raise EmbeddingSpaceMismatchError(
+                self.path, f"built in embedding space {self.embedding_space_id!r} but {model} produces "
+                           f"{space_id!r}; rebuild the index with this model (dp-search build)")
+
+    # ----------------------------------------------------------------- search
+    def prepare_queries(self, queries: np.ndarray) -> np.ndarray:
+        """Queries -> the (Q, D) float32 weights the scan multiplies with (docs: "Scoring")."""
+        q = np.asarray(queries)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            got = q.shape[-1] if q.ndim else "a scalar"
+            raise QueryDimensionError(self.path, f"query has dimension {got} but the index holds "
+                                                 f"{self.dim}-dimensional embeddings (wrong model?)")
+        qn = normalize_rows(q.astype(np.float32, copy=False), "query")
+        if self.storage == "int8":
+            assert self._scales is not None or len(self) == 0
+            scales = self._scales if self._scales is not None else np.full(self.dim, 1 / 127, np.float32)
+            return qn * scales
+        return qn
+
+    def filter_rows(self, filter: Mapping[str, Any] | None) -> np.ndarray | None:
+        """Sorted positions whose metadata match every ``field: value`` (value list = any of)."""
+        if not filter:
+            return None
+        keep = np.ones(len(self), bool)
+        for name, wanted in filter.items():
+            codes, lookup = self._column(name)
+            values = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+            wanted_codes = [lookup[k] for k in map(_filter_key, values) if k in lookup]
+            keep &= np.isin(codes, np.asarray(wanted_codes, dtype=np.int32))
+        return np.flatnonzero(keep)
+
+    def _column(self, name: str) -> tuple[np.ndarray, dict[tuple, int]]:
+        # Factorised once per field and cached, so each filtered search is one np.isin.
+        if name not in self._columns:
+            lookup: dict[tuple, int] = {}
+            codes = np.fromiter(
+                (-1 if (v := item.get(name, _MISSING)) is _MISSING
+                 else lookup.setdefault(_filter_key(v), len(lookup)) for item in self.metadata),
+                dtype=np.int32, count=len(self))
+            self._columns[name] = (codes, lookup)
+        return self._columns[name]
+
+    def search_arrays(self, queries: np.ndarray, k: int = 5, filter: Mapping[str, Any] | None = None,
+                      threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(scores float32, positions int64), each (Q, min(k, eligible)), best first."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        weights = self.prepare_queries(queries)
+        rows = self.filter_rows(filter)
+        return top_k_inner_product(self._vectors, weights, k, rows=rows, threads=threads)
+
+    def search(self, queries: np.ndarray, k: int = 5, filter: Mapping[str, Any] | None = None,
+               threads: int | None = 1) -> list[SearchHit] | list[list[SearchHit]]:
+        """Top-k hits; one list for a 1-D query, a list of lists for a (Q, D) batch."""
+        single = np.ndim(queries) == 1
+        scores, positions = self.search_arrays(queries, k, filter, threads)
+        ids, items = self.product_ids, self.metadata
+        results = [
+            [SearchHit(rank + 1, int(p), ids[p], float(s), items[p])
+             for rank, (s, p) in enumerate(zip(srow.tolist(), prow.tolist(), strict=True))]
+            for srow, prow in zip(scores, positions, strict=True)
+        ]
+        return results[0] if single else results
+
+    # ----------------------------------------------------------------- files
+    def save(self, path: str | os.PathLike, info: Mapping[str, Any] | None = None) -> Path:
+        """Write a ``.dpindex`` atomically; the previous file survives any failure before the rename."""
+        doc_info = {**self.info, "created_by": f"deepproduct {__version__}",
+                    "created_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    **(info or {})}
+        scales = self._scales
+        if self.storage == "int8" and scales is None:
+            scales = np.full(self.dim, 1 / 127, np.float32)
+        write_index_file(path, vectors=self._vectors, product_ids=self.product_ids, items=self.metadata,
+                         embedding_space_id=self.embedding_space_id, storage=self.storage,
+                         scales=scales, info=doc_info)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, expected_space_id: str | None = None,
+             verify: bool = True, mmap: bool = True) -> GalleryIndex:
+        """Open a ``.dpindex``: vectors memory-mapped, checksum verified unless ``verify=False``."""
+        contents = read_index_file(path, verify=verify, mmap=mmap)
+        h = contents.header
+        index = cls(h.dim, h.storage, contents.embedding_space_id, scales=contents.scales)
+        index.path = Path(path)
+        index.checksum_verified = contents.checksum_verified
+        index._vectors = contents.vectors
+        index._source = contents
+        index._ids = None
+        index._items = None
+        if verify:
+            index.metadata  # noqa: B018 -- validate the JSON now so a bad file fails at load time
+        index.check_embedding_space(expected_space_id)
+        return index
+
+
+def estimate_bytes(count: int, dim: int, storage: str) -> int:
+    """Size of the vector block alone (what a phone must map), for sizing decisions."""
+    return int(count) * int(dim) * STORAGE_DTYPES[storage].itemsize if count else 0
+
+
+__all__ = ["GalleryIndex", "SearchHit", "normalize_rows", "estimate_bytes"]

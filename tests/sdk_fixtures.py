@@ -1,0 +1,125 @@
+"""A tiny exported model (random CNN -> ONNX + manifest.json) for SDK tests.
+
+Stands in for dp-export's output so the SDK can be tested without training or exporting a
+real backbone: same input contract (``image``, NCHW float in [0, 1], dynamic batch), same
+output (``embedding``, L2-normalised), same manifest schema (format
+"deepproduct-model-manifest", manifest_version 1). torch is used here only, never by the SDK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from deepproduct.sdk.preprocessing import PreprocessingSpec
+
+FIXTURE_INPUT_SIZE = 32
+FIXTURE_DIM = 16
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_tiny_module(dim: int = FIXTURE_DIM, seed: int = 0):
+    """The random CNN (deterministic for a seed): conv, conv, mean-pool, linear, L2 normalise."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+            )
+            self.head = nn.Linear(16, dim)
+
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            x = self.features(image - 0.5).mean(dim=(2, 3))
+            return nn.functional.normalize(self.head(x), dim=1)
+
+    return Tiny().eval()
+
+
+def build_tiny_model(out_dir: Path, dim: int = FIXTURE_DIM, input_size: int = FIXTURE_INPUT_SIZE,
+                     seed: int = 0, space_id: str | None = None) -> Path:
+    """Write ``model.onnx`` and ``manifest.json`` into ``out_dir``; returns ``out_dir``."""
+    import torch
+
+    model = make_tiny_module(dim, seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "model.onnx"
+    example = torch.rand(2, 3, input_size, input_size)
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but 10x faster here
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), str(onnx_path), input_names=["image"], output_names=["embedding"],
+                          dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    spec = PreprocessingSpec.for_input_size(input_size)
+    manifest = {
+        "format": "deepproduct-model-manifest",
+        "manifest_version": 1,
+        "model": {"name": "tiny-test-cnn", "version": "0", "backbone": "tiny", "embedding_dim": dim},
+        "embedding_space_id": space_id or f"tiny-test-{seed}-{_sha256(onnx_path)[:16]}",
+        "preprocessing": spec.to_dict(),
+        "artefacts": [{"file": "model.onnx", "format": "onnx", "precision": "fp32", "layout": "NCHW",
+                       "input_name": "image", "output_name": "embedding", "sha256": _sha256(onnx_path)}],
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return out_dir
+
+
+def write_catalogue(root: Path, products: int = 6, per_product: int = 2, size: tuple[int, int] = (48, 40),
+                    seed: int = 0) -> list[tuple[Path, str, str]]:
+    """Coloured-pattern PNG images in ``root/<product>/``; returns (path, product_id, category)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    categories = ["mug", "shoe", "hat"]
+    for p in range(products):
+        base = rng.integers(0, 256, 3)
+        for j in range(per_product):
+            arr = np.clip(base + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+            arr[: size[1] // 2, : size[0] // 3] = 255 - base  # a product-specific structure
+            folder = root / f"p{p:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"img{j}.png"
+            Image.fromarray(arr).save(path)
+            out.append((path, f"p{p:03d}", categories[p % 3]))
+    return out
+
+
+_CACHE: dict[tuple, Path] = {}
+
+
+def tiny_model_dir(seed: int = 0, dim: int = FIXTURE_DIM) -> Path:
+    """One exported tiny model per process (building it takes ~1 s of torch)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    key = (seed, dim)
+    if key not in _CACHE:
+        root = Path(tempfile.mkdtemp(prefix="dp-tiny-model-"))
+        atexit.register(shutil.rmtree, root, True)
+        _CACHE[key] = build_tiny_model(root / "model", dim=dim, seed=seed)
+    return _CACHE[key]
+
+
+def write_dataset_manifest(root: Path, catalogue: list[tuple[Path, str, str]]) -> Path:
+    """A dataset manifest CSV over ``write_catalogue`` images: img0 = shop, the rest = user photos."""
+    lines = ["path,product_id,domain,split,tags,attr_category"]
+    for path, product, category in catalogue:
+        domain = "shop" if path.stem == "img0" else "user"
+        lines.append(f"{path.relative_to(root).as_posix()},{product},{domain},test,,{category}")
+    csv = root / "manifest.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return csv

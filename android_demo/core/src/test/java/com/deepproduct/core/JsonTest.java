@@ -1,0 +1,55 @@
+package com.deepproduct.core;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.Test;
+
+/** The core's own JSON reader (manifest, index metadata) and the filter's JSON equality. */
+public class JsonTest {
+
+    @Test
+    public void parsesTheJsonTypes() {
+        Map<String, Object> m = Json.parseObject(
+                "{\"s\": \"caf\\u00e9 \\\"q\\\"\", \"i\": 12, \"f\": 12.0, \"e\": -1.5e-3, \"t\": true, \"n\": null,"
+                        + " \"a\": [1, [2], {}], \"o\": {\"k\": \"v\"}}");
+        assertEquals("café \"q\"", m.get("s"));
+        assertEquals(12L, m.get("i"));
+        assertEquals(12.0, m.get("f"));
+        assertEquals(-1.5e-3, (Double) m.get("e"), 0.0);
+        assertEquals(Boolean.TRUE, m.get("t"));
+        assertTrue(m.containsKey("n") && m.get("n") == null);
+        assertEquals(3, ((List<?>) m.get("a")).size());
+        assertEquals("v", ((Map<?, ?>) m.get("o")).get("k"));
+    }
+
+    @Test
+    public void rejectsMalformedJsonWithAnOffset() {
+        for (String bad : Arrays.asList("{", "{\"a\" 1}", "[1,]", "{\"a\": tru}", "\"x", "{} x", "NaN")) {
+            try {
+                Json.parse(bad);
+                fail("accepted " + bad);
+            } catch (IllegalArgumentException e) {
+                assertTrue(e.getMessage(), e.getMessage().startsWith("invalid JSON at offset "));
+            }
+        }
+    }
+
+    @Test
+    public void filterEqualityIsJsonEquality() {
+        assertTrue(MetadataFilter.jsonEquals(12L, 12.0));
+        assertFalse(MetadataFilter.jsonEquals(Boolean.TRUE, 1L));
+        assertFalse(MetadataFilter.jsonEquals(null, 0L));
+        assertTrue(MetadataFilter.jsonEquals(null, null));
+        assertTrue(MetadataFilter.jsonEquals(Json.parse("[1, {\"a\": \"b\"}]"), Json.parse("[1.0, {\"a\": \"b\"}]")));
+        Map<String, Object> item = Json.parseObject("{\"category\": \"mug\", \"price\": 12.0, \"tag\": null}");
+        assertTrue(MetadataFilter.matches(item, Json.parseObject("{\"price\": 12, \"category\": [\"hat\", \"mug\"]}")));
+        assertTrue(MetadataFilter.matches(item, Json.parseObject("{\"tag\": null}")));
+        assertFalse(MetadataFilter.matches(item, Json.parseObject("{\"colour\": null}")));
+    }
+}

@@ -37,12 +37,14 @@ def embed_items(model: EmbeddingNet, dataset: EvalImages, device: torch.device, 
 
 def evaluate_retrieval(model: EmbeddingNet, manifest: DatasetManifest, image_size: int, device: torch.device,
                        split: str = "test", batch_size: int = 64, off_the_shelf: bool = False,
-                       progress: bool = True) -> dict[str, float]:
+                       progress: bool = True, eval_set: EvalImages | None = None) -> dict[str, float]:
     """Consumer-to-shop Recall@K and MAP@R (queries: phone photos; gallery: shop images incl.
     distractors) or, for single-domain data, leave-one-out over all images."""
-    items, _ = items_for_split(manifest, split)
-    emb = embed_items(model, EvalImages(items, image_size), device, batch_size, off_the_shelf, progress,
-                      desc=f"eval {split}")
+    if eval_set is None:
+        items, _ = items_for_split(manifest, split)
+        eval_set = EvalImages(items, image_size)
+    items = eval_set.items
+    emb = embed_items(model, eval_set, device, batch_size, off_the_shelf, progress, desc=f"eval {split}")
     labels = np.array([it.label for it in items])
     domains = np.array([it.domain for it in items])
     queries, gallery = domains == 1, domains == 0

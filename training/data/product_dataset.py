@@ -92,17 +92,23 @@ class TrainImages(Dataset):
 class EvalImages(Dataset):
     """Evaluation inputs through ``deepproduct.sdk.preprocessing`` so SDK and trainer agree exactly."""
 
-    def __init__(self, items: list[Item], image_size: int) -> None:
+    def __init__(self, items: list[Item], image_size: int, cache: bool = False) -> None:
         self.items = items
         self.spec = PreprocessingSpec.for_input_size(image_size)
+        # Per-epoch evaluation sees the same images every time: keep the tensors once decoded.
+        self._cache: dict[int, torch.Tensor] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         item = self.items[i]
+        if self._cache is not None and i in self._cache:
+            return self._cache[i], item.label, item.domain
         try:
-            x = preprocess_image(item.path, self.spec, layout="NCHW")[0]
+            x = torch.from_numpy(preprocess_image(item.path, self.spec, layout="NCHW")[0])
         except ImageDecodeError as exc:
             raise DataError(f"manifest row {item.row.path!r} (product {item.row.product_id}): {exc}") from exc
-        return torch.from_numpy(x), item.label, item.domain
+        if self._cache is not None:
+            self._cache[i] = x
+        return x, item.label, item.domain

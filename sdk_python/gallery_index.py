@@ -33,6 +33,7 @@ from .index_format import (
 from .quantization import dequantize, fit_scales, quantize
 
 _MISSING = object()
+_NORMALISE_ROWS = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,22 @@ def _filter_key(value: Any) -> tuple:
 
 
 def normalize_rows(vectors: np.ndarray, what: str = "vector") -> np.ndarray:
-    """Unit rows in float32 (norms in float64); refuses zero or non-finite rows."""
-    arr = np.asarray(vectors, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what}s contain NaN or infinity")
-    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
-    if np.any(norms == 0):
-        raise ValueError(f"{what} {int(np.flatnonzero(norms == 0)[0])} is all zeros; cannot normalise")
-    return (arr / norms[:, None]).astype(np.float32)
+    """Unit rows in float32 (norms in float64); refuses zero or non-finite rows.
+
+    Works in blocks of rows so a million-item catalogue never needs a float64 copy of itself.
+    """
+    vectors = np.asarray(vectors)
+    out = np.empty(vectors.shape, np.float32)
+    for start in range(0, vectors.shape[0], _NORMALISE_ROWS):
+        block = np.asarray(vectors[start:start + _NORMALISE_ROWS], dtype=np.float64)
+        if not np.all(np.isfinite(block)):
+            raise ValueError(f"{what}s contain NaN or infinity")
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+        if np.any(norms == 0):
+            raise ValueError(f"{what} {start + int(np.flatnonzero(norms == 0)[0])} is all zeros; "
+                             "cannot normalise")
+        out[start:start + _NORMALISE_ROWS] = block / norms[:, None]
+    return out
 
 
 class GalleryIndex:
@@ -199,8 +208,7 @@ class GalleryIndex:
         items = [dict(m or {}) for m in metadata] if metadata is not None else [{} for _ in range(n)]
         if len(ids) != n or len(items) != n:
             raise ValueError(f"{n} embeddings but {len(ids)} product ids and {len(items)} metadata items")
-        for item in items:
-            json.dumps(item, allow_nan=False)  # refuse what the file could not store, now
+        json.dumps(items, allow_nan=False)  # refuse what the file could not store now, not at save
         unit = normalize_rows(embeddings, "embedding")
         if self.storage == "int8":
             if self._scales is None:

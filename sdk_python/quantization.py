@@ -18,7 +18,7 @@ def fit_scales(vectors: np.ndarray) -> np.ndarray:
     """s[d] = max_i |x[i, d]| / 127 (float64 division, stored float32); 1/127 for all-zero columns."""
     peak = np.zeros(vectors.shape[1], np.float64)
     for start in range(0, vectors.shape[0], _ROWS):
-        block = np.abs(np.asarray(vectors[start:start + _ROWS], dtype=np.float64))
+        block = np.abs(np.asarray(vectors[start:start + _ROWS]))  # exact in the input's own precision
         np.maximum(peak, block.max(axis=0, initial=0.0), out=peak)
     peak[peak == 0] = 1.0
     return (peak / QMAX).astype(np.float32)

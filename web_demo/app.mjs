@@ -18,6 +18,8 @@ function setStatus(text, kind = 'ready') {
   $('status').dataset.state = kind;
 }
 
+const shortId = (id) => (id.length > 20 ? `${id.slice(0, 12)}…` : id);
+
 async function fetchBytes(path) {
   const res = await fetch(path);
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
@@ -54,7 +56,7 @@ async function load() {
     $('samples').append(b);
   }
   $('about').textContent = `Model ${manifest.modelName} ${manifest.modelVersion} (${manifest.backbone}, ${manifest.embeddingDim}-d), `
-    + `space ${manifest.embeddingSpaceId}; index ${state.index.size} images, ${state.index.storage}.`;
+    + `space ${shortId(manifest.embeddingSpaceId)}; index ${state.index.size} images, ${state.index.storage}.`;
   setStatus(`Ready: ${state.index.size} catalogue images. Choose a photo.`);
 }
 

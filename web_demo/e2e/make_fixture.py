@@ -1,18 +1,20 @@
-"""Builds the web demo's end-to-end fixture: a real exported ONNX model, a gallery index over a
-small synthetic catalogue, sample query photos, and the Python SDK's answers for them.
+"""Builds the web demo's end-to-end fixture with the project's own tools:
 
     python web_demo/e2e/make_fixture.py OUT_DIR
 
-writes OUT_DIR/model/ (manifest.json + model.onnx, as the exporter lays them out),
-OUT_DIR/catalogue.dpindex, OUT_DIR/bundle/ (the web bundle, written by
-``deepproduct.sdk.bundle`` exactly as for the real demo), OUT_DIR/mismatch/ (a bundle whose
-manifest names another embedding space) and OUT_DIR/expected.json (query -> expected product
-and the SDK's top-5 ids and scores) for the browser test.
+1. a synthetic catalogue (synth_catalogue.py): 16 products x 2 shop images, 3 query photos;
+2. a checkpoint: EfficientNet-Lite0 with its shipped ImageNet weights and a seeded 128-d head
+   (``save_checkpoint``; no training needed for retrieval on these pictures);
+3. ``dp-export CHECKPOINT --formats onnx`` -> OUT_DIR/model/ (manifest.json + the ONNX model,
+   normalisation inside the graph, parity-checked by the exporter);
+4. ``dp-search build`` -> OUT_DIR/catalogue.dpindex;
+5. the Python SDK's answers (``ProductSearch.search_image``: positions, ids, scores) for each query
+   -> OUT_DIR/expected.json;
+6. ``deepproduct.sdk.bundle`` -> OUT_DIR/bundle/ (the web bundle, exactly as for the real demo),
+   and OUT_DIR/mismatch/ (a bundle whose manifest names another embedding space).
 
-Model: EfficientNet-Lite0 with its shipped ImageNet weights and a seeded 128-d head, exported
-with the dynamo ONNX exporter (normalisation inside the graph: RGB [0, 1] in, unit vector out),
-the project's default architecture. Embeddings for the index and the expected answers come from
-onnxruntime on ``deepproduct.sdk.preprocessing.preprocess_image`` tensors, i.e. the Python SDK.
+If the exporter package is not importable (it is developed alongside this demo), step 3 falls
+back to the same dynamo ONNX export done here, with a manifest of the same schema, and says so.
 """
 
 from __future__ import annotations
@@ -20,24 +22,47 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth_catalogue import write_catalogue  # noqa: E402
 
 from deepproduct.sdk.bundle import write_bundle  # noqa: E402
-from deepproduct.sdk.index_format import write_index_file  # noqa: E402
-from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image  # noqa: E402
+from deepproduct.sdk.preprocessing import PreprocessingSpec  # noqa: E402
 
 EMBEDDING_DIM = 128
-SPACE_ID = "e2e-fixture-efficientnet_lite0-128-seed0"
+BIN = Path(sys.executable).parent
 
 
-def export_model(out: Path, spec: PreprocessingSpec) -> dict:
-    """EmbeddingNet(efficientnet_lite0) -> model.onnx; returns the manifest dict."""
+def make_checkpoint(path: Path) -> Path:
+    import torch
+
+    from deepproduct.training.checkpoint import model_config_of, save_checkpoint
+    from deepproduct.training.models.embedding_net import build_embedding_net
+
+    torch.manual_seed(0)
+    net = build_embedding_net("efficientnet_lite0", embedding_dim=EMBEDDING_DIM, pretrained=True).eval()
+    return save_checkpoint(path, net, model_config=model_config_of(net))
+
+
+def export_with_dp_export(checkpoint: Path, out: Path, calib: Path) -> bool:
+    """``dp-export``; False when the exporter package is not there (then the fallback runs)."""
+    try:
+        import deepproduct.export.cli  # noqa: F401
+    except ImportError as exc:
+        print(f"make_fixture: dp-export unavailable ({exc}); exporting with torch.onnx directly", flush=True)
+        return False
+    cmd = [str(BIN / "dp-export"), str(checkpoint), "--out", str(out), "--formats", "onnx", "--quantize", "none",
+           "--calib", str(calib), "--calib-count", "8", "--parity-images", "8", "--no-clients",
+           "--name", "e2e-fixture"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return True
+
+
+def export_fallback(out: Path) -> None:
+    """The exporter's essentials by hand: dynamo ONNX export + a manifest of the same schema."""
     import onnx
     import torch
 
@@ -45,81 +70,72 @@ def export_model(out: Path, spec: PreprocessingSpec) -> dict:
 
     torch.manual_seed(0)
     net = build_embedding_net("efficientnet_lite0", embedding_dim=EMBEDDING_DIM, pretrained=True).eval()
+    spec = PreprocessingSpec()
+    out.mkdir(parents=True)
     path = out / "model.onnx"
-    example = torch.rand(1, 3, spec.input_size, spec.input_size)
-    program = torch.onnx.export(net, (example,), dynamo=True, input_names=["image"], output_names=["embedding"],
+    program = torch.onnx.export(net, (torch.rand(1, 3, spec.input_size, spec.input_size),), dynamo=True,
+                                input_names=["image"], output_names=["embedding"],
                                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},),
                                 external_data=False, verbose=False)
     program.save(str(path))
     onnx.checker.check_model(str(path), full_check=True)
-    return {
-        "format": "deepproduct-model-manifest",
-        "manifest_version": 1,
-        "model": {"name": "e2e-fixture", "version": "0", "backbone": "efficientnet_lite0",
+    manifest = {
+        "format": "deepproduct-model-manifest", "manifest_version": 1,
+        "model": {"name": "e2e-fixture", "version": "1", "backbone": "efficientnet_lite0",
                   "embedding_dim": EMBEDDING_DIM},
-        "embedding_space_id": SPACE_ID,
+        "embedding_space_id": "e2e-fixture-efficientnet_lite0-128-seed0",
         "preprocessing": spec.to_dict(),
         "artefacts": [{"file": "model.onnx", "format": "onnx", "precision": "fp32", "layout": "NCHW",
                        "input_name": "image", "output_name": "embedding",
                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}],
     }
-
-
-def embed(session, paths: list[Path], spec: PreprocessingSpec) -> np.ndarray:
-    rows = [session.run(["embedding"], {"image": preprocess_image(p, spec)})[0][0] for p in paths]
-    return np.asarray(rows, dtype=np.float32)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def build(out: Path) -> None:
-    import onnxruntime as ort
+    from deepproduct.sdk.search import ProductSearch
 
     if out.exists():
         shutil.rmtree(out)
-    work = out / "catalogue"
+    work = out / "work"
     gallery, queries = write_catalogue(work)
-    spec = PreprocessingSpec()
     model_dir = out / "model"
-    model_dir.mkdir(parents=True)
-    manifest = export_model(model_dir, spec)
-    (model_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if not export_with_dp_export(make_checkpoint(work / "checkpoint"), model_dir, work / "gallery"):
+        export_fallback(model_dir)
+    index_path = out / "catalogue.dpindex"
+    subprocess.run([str(BIN / "dp-search"), "build", "--model", str(model_dir), "--images", str(work / "gallery"),
+                    "--out", str(index_path), "--threads", "1", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
-    vectors = embed(session, [work / g["path"] for g in gallery], spec)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    items = [{"title": g["title"], "category": g["category"], "image": g["path"]} for g in gallery]
-    write_index_file(out / "catalogue.dpindex", vectors=vectors, product_ids=[g["product_id"] for g in gallery],
-                     items=items, embedding_space_id=SPACE_ID, storage="float32",
-                     info={"created_by": "web_demo/e2e/make_fixture.py"})
-
+    search = ProductSearch.open(model_dir, index_path, threads=1)
     expected = []
     for q in queries:
-        name = Path(q["path"]).name
-        qv = embed(session, [work / q["path"]], spec)[0]
-        qn = (qv / np.sqrt(np.sum(qv.astype(np.float64) ** 2))).astype(np.float32)
-        scores = vectors.astype(np.float64) @ qn.astype(np.float64)
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:5]
-        expected.append({"sample": f"samples/{name}", "product_id": q["product_id"], "title": q["title"],
-                         "top": [{"position": i, "product_id": gallery[i]["product_id"], "score": float(scores[i])}
-                                 for i in order]})
+        hits = search.search_image(work / q["path"], k=5)
+        expected.append({"sample": f"samples/{Path(q['path']).name}", "product_id": q["product_id"],
+                         "title": q["title"],
+                         "top": [{"position": h.position, "product_id": h.product_id, "score": h.score}
+                                 for h in hits]})
     (out / "expected.json").write_text(json.dumps({"queries": expected}, indent=2) + "\n")
-    write_bundle(model_dir, out / "catalogue.dpindex", out / "bundle", "web",
+    write_bundle(model_dir, index_path, out / "bundle", "web",
                  samples=[(work / q["path"], q["product_id"]) for q in queries])
-    shutil.rmtree(work)
+
     # A space-id mismatch bundle: the same index, a manifest naming another embedding space
     # (the bundling command refuses to write one, so it is assembled by hand).
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    onnx_file = next(a["file"] for a in manifest["artefacts"] if a["format"] == "onnx")
     bad = out / "mismatch"
     bad.mkdir()
     (bad / "manifest.json").write_text(json.dumps({**manifest, "embedding_space_id": "some-other-model"}, indent=2))
     (bad / "bundle.json").write_text(json.dumps({
         "manifest": "manifest.json", "index": "../bundle/catalogue.dpindex",
-        "models": [{"file": "../bundle/model.onnx", "format": "onnx", "precision": "fp32"}]}))
+        "models": [{"file": f"../bundle/{onnx_file}", "format": "onnx", "precision": "fp32"}]}))
+    shutil.rmtree(work)
+
     wrong = [e["sample"] for e in expected if e["top"][0]["product_id"] != e["product_id"]]
     if wrong:
         # The browser test checks the page against the SDK; the fixture itself must be sound.
         raise SystemExit(f"fixture unusable: the Python SDK's top-1 is wrong for {wrong}")
-    print(f"fixture in {out}: {len(gallery)} gallery images, {len(expected)} queries")
+    print(f"fixture in {out}: {len(gallery)} gallery images, {len(expected)} queries, "
+          f"model {manifest['model']['name']} ({manifest['embedding_space_id']})")
 
 
 if __name__ == "__main__":

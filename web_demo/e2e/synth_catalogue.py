@@ -8,6 +8,7 @@ Why our own instead of a data set: the test must run offline on a fresh machine 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -102,16 +103,19 @@ def phone_photo(product: dict, seed: int) -> Image.Image:
 
 
 def write_catalogue(root: Path, query_products=(2, 7, 12)) -> tuple[list[dict], list[dict]]:
-    """Writes gallery/<sku>_<v>.png and queries/q<n>_<sku>.png; returns (gallery rows, queries)."""
+    """Writes gallery/<sku>/<v>.png with gallery/products.json (titles, categories: the layout
+    ``dp-search build --images`` reads) and queries/q<n>_<sku>.png; returns (gallery, queries)."""
     products = product_list()
     gallery, queries = [], []
-    (root / "gallery").mkdir(parents=True, exist_ok=True)
     (root / "queries").mkdir(parents=True, exist_ok=True)
     for p in products:
+        (root / "gallery" / p["id"]).mkdir(parents=True, exist_ok=True)
         for v in range(2):
-            rel = f"gallery/{p['id']}_{v}.png"
+            rel = f"gallery/{p['id']}/{v}.png"
             render(p, variant=v).save(root / rel)
             gallery.append({"path": rel, "product_id": p["id"], "title": p["title"], "category": p["category"]})
+    sidecar = {p["id"]: {"title": p["title"], "category": p["category"]} for p in products}
+    (root / "gallery" / "products.json").write_text(json.dumps(sidecar, indent=1) + "\n")
     for n, i in enumerate(query_products):
         p = products[i]
         rel = f"queries/q{n}_{p['id']}.png"

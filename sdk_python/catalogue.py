@@ -51,6 +51,12 @@ def list_catalogue(source: str | os.PathLike, split: str | None = None,
     raise CatalogueError(f"{source}: expected a folder of images or a dataset manifest .csv")
 
 
+def catalogue_root(source: str | os.PathLike) -> Path:
+    """The folder that items' ``image`` metadata is relative to (a folder, or a manifest's folder)."""
+    source = Path(source)
+    return (source.parent if source.is_file() else source).resolve()
+
+
 def _from_manifest(csv_path: Path, split: str | None, domain: str | None) -> list[CatalogueEntry]:
     from .dataset_manifest import read_dataset_manifest
 

@@ -83,15 +83,15 @@ def main() -> None:
 def build(model: Path, images: Path, split: str | None, domain: str | None, out: Path, storage: str,
           skip_bad: bool, batch_size: int, fmt: str, precision: str, threads: int | None, progress: bool) -> None:
     """Embed a catalogue and write a .dpindex (atomically: an old OUT survives any failure)."""
-    from .catalogue import format_failures, list_catalogue
+    from .catalogue import catalogue_root, format_failures, list_catalogue
     from .embedders import load_embedder
     from .search import build_catalogue_index
 
     entries = list_catalogue(images, split=split, domain=domain)
     embedder = load_embedder(model, format=fmt, precision=precision, threads=threads)
+    info = {"source": str(images), "image_root": str(catalogue_root(images)), "split": split, "domain": domain}
     index, failures = build_catalogue_index(entries, embedder, storage=storage, skip_bad=skip_bad,
-                                            batch_size=batch_size, progress=progress,
-                                            info={"source": str(images), "split": split, "domain": domain})
+                                            batch_size=batch_size, progress=progress, info=info)
     if failures:
         click.echo(f"skipped {len(failures)} unreadable image(s):\n{format_failures(failures)}", err=True)
     index.save(out)
@@ -119,17 +119,26 @@ def _hits_table(path: str, hits: list[Any]) -> str:
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
               help="Only items whose metadata FIELD equals VALUE (FIELD:=JSON for numbers); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG: each photo next to its results.")
+@click.option("--image-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the gallery images are (default: recorded at build time).")
 @format_option
 @precision_option
 @threads_option
 @_friendly
 def query(index_path: Path, model: Path, images: tuple[Path, ...], k: int, filters: tuple[str, ...],
-          as_json: bool, fmt: str, precision: str, threads: int | None) -> None:
+          as_json: bool, contact_sheet: Path | None, image_root: Path | None, fmt: str, precision: str,
+          threads: int | None) -> None:
     """Search the index with one or more photos."""
     from .search import ProductSearch
 
     search = ProductSearch.open(model, index_path, format=fmt, precision=precision, threads=threads)
     results = search.search_images(list(images), k=k, filter=parse_filters(filters))
+    if contact_sheet:
+        from .contact_sheet import write_contact_sheet
+
+        write_contact_sheet(contact_sheet, list(images), results, image_root or search.index.info.get("image_root"))
     if as_json:
         doc = [{"image": str(p), "results": [h.to_dict() for h in hits]}
                for p, hits in zip(images, results, strict=True)]
@@ -201,13 +210,19 @@ def info(file: Path, as_json: bool, no_verify: bool) -> None:
 @click.option("--domain", default="user", show_default=True, type=click.Choice(["shop", "user"]))
 @click.option("-k", "ks", multiple=True, type=click.IntRange(1), default=(1, 5, 10), show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG of the first --sheet-rows queries and their top 5.")
+@click.option("--sheet-rows", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--image-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the gallery images are (default: recorded at build time).")
 @format_option
 @precision_option
 @threads_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_friendly
 def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: str, ks: tuple[int, ...],
-             as_json: bool, fmt: str, precision: str, threads: int | None, progress: bool) -> None:
+             as_json: bool, contact_sheet: Path | None, sheet_rows: int, image_root: Path | None, fmt: str,
+             precision: str, threads: int | None, progress: bool) -> None:
     """Consumer-to-shop Recall@K of the index through the SDK path."""
     from .catalogue import format_failures, list_catalogue
     from .search import ProductSearch, recall_at_k
@@ -221,6 +236,14 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
     labels = [entries[i].product_id for i in report.ok_indices.tolist()]
     metrics = recall_at_k(search.index, report.embeddings, labels, ks)
     metrics["storage"] = search.index.storage
+    if contact_sheet and labels:
+        from .contact_sheet import write_contact_sheet
+
+        rows = min(sheet_rows, len(labels))
+        hits = search.index.search(report.embeddings[:rows], k=5)
+        paths = [entries[i].path for i in report.ok_indices[:rows].tolist()]
+        write_contact_sheet(contact_sheet, paths, hits, image_root or search.index.info.get("image_root"),
+                            labels[:rows])
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
     else:

@@ -100,6 +100,7 @@ class GalleryIndex:
         self.checksum_verified = False
         self._vectors: np.ndarray = np.empty((0, self.dim), STORAGE_DTYPES[storage])
         self._scales: np.ndarray | None = None
+        self._scales_given = scales is not None
         if scales is not None:
             self._scales = np.asarray(scales, np.float32).reshape(self.dim)
         self._ids: list[str] | None = []
@@ -211,8 +212,8 @@ class GalleryIndex:
         json.dumps(items, allow_nan=False)  # refuse what the file could not store now, not at save
         unit = normalize_rows(embeddings, "embedding")
         if self.storage == "int8":
-            if self._scales is None:
-                self._scales = fit_scales(unit)
+            if self._scales is None or (len(self) == 0 and not self._scales_given):
+                self._scales = fit_scales(unit)  # fitted on the first vectors an empty index receives
             stored, clipped = quantize(unit, self._scales)
             if clipped:
                 warnings.warn(f"{clipped} values of the added embeddings exceed the index's int8 range "
@@ -338,6 +339,7 @@ class GalleryIndex:
         contents = read_index_file(path, verify=verify, mmap=mmap)
         h = contents.header
         index = cls(h.dim, h.storage, contents.embedding_space_id, scales=contents.scales)
+        index._scales_given = False  # an empty loaded index refits on its first add
         index.path = Path(path)
         index.checksum_verified = contents.checksum_verified
         index._vectors = contents.vectors

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from sdk_fixtures import build_tiny_model, tiny_model_dir, write_catalogue, write_dataset_manifest
 
 from deepproduct.sdk import embedders
@@ -55,6 +56,9 @@ def test_build_info_query(model_dir, catalogue, tmp_path):
     doc = json.loads(run("query", "--index", out, "--model", model_dir, items[3][0], "--filter", "category=mug",
                          "--json").output)
     assert [r["product_id"] for r in doc[0]["results"]] == ["p000", "p000"]
+    sheet = tmp_path / "q.png"
+    res = run("query", "--index", out, "--model", model_dir, items[3][0], "--contact-sheet", sheet)
+    assert res.exit_code == 0 and sheet.stat().st_size > 1000
 
 
 def test_parse_filters():
@@ -128,8 +132,12 @@ def test_evaluate_from_dataset_manifest(model_dir, tmp_path):
     metrics = json.loads(res.output)
     assert metrics["queries"] == 10 and metrics["unmatched_queries"] == 0
     assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"] == 1.0
-    text = run("evaluate", "--index", out, "--model", model_dir, "--queries", csv, "--no-progress").output
+    sheet = tmp_path / "report" / "sheet.png"
+    text = run("evaluate", "--index", out, "--model", model_dir, "--queries", csv, "--no-progress",
+               "--contact-sheet", sheet, "--sheet-rows", "4").output
     assert "Recall@1:" in text and "Recall@10: 100.00" in text
+    with Image.open(sheet) as img:  # 4 query rows, query + top 5 columns
+        assert img.width > 5 * img.height / 4 and img.height > 4 * 112
     # The numbers equal a direct brute-force computation through the same embedder.
     emb = embedders.load_embedder(model_dir)
     q = emb.embed_paths([p for p, _, _ in items if p.stem != "img0"], progress=False)

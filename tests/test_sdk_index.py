@@ -232,3 +232,13 @@ def test_header_fields(saved):
     assert (h.format_version, h.dim, h.storage, h.count) == (1, 32, "float32", 64)
     assert h.sections["vectors"].offset % 64 == 0
     assert h.file_size == os.path.getsize(saved)
+
+
+def test_empty_int8_index_fits_scales_on_first_add(tmp_path):
+    path = GalleryIndex(8, "int8").save(tmp_path / "empty.dpindex")
+    index = GalleryIndex.load(path)
+    emb = np.random.default_rng(1).standard_normal((20, 8)).astype(np.float32)
+    index.add(emb, [str(i) for i in range(20)])
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    np.testing.assert_allclose(index.scales, np.abs(unit).max(0) / 127, rtol=1e-6)
+    assert index.search(emb[3], k=1)[0].product_id == "3"

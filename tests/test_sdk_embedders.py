@@ -119,7 +119,7 @@ NO_TORCH = textwrap.dedent("""
     sys.meta_path.insert(0, BlockTorch())
     import numpy as np
     import deepproduct.sdk
-    from deepproduct.sdk import cli, embedders, gallery_index, search, catalogue, bundle  # noqa: F401
+    from deepproduct.sdk import cli, embedders, gallery_index, search, catalogue, bundle, contact_sheet  # noqa: F401
     from deepproduct.sdk.embedders import load_embedder
     from deepproduct.sdk.gallery_index import GalleryIndex
     emb = load_embedder(sys.argv[1])

@@ -29,7 +29,7 @@ android {
     }
     androidResources {
         // The model is memory-mapped from the APK: it must be stored uncompressed.
-        noCompress += listOf("tflite", "dpidx")
+        noCompress += listOf("tflite", "dpindex")
     }
 }
 

@@ -1,0 +1,162 @@
+"""``dp-data``: make dataset manifests (the embedded synthetic benchmark or real data sets) and
+summarise them. Everything it writes is a manifest in the format of ``docs/dataset-manifest.md``.
+
+It imports numpy, Pillow and click only (never torch), so data can be prepared before the training
+extras are installed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from deepproduct.sdk.dataset_manifest import DOMAINS, SPLITS, DatasetManifestError, read_dataset_manifest
+
+OUT_CSV = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                       help="Manifest CSV to write (image paths are stored relative to its folder).")
+EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def _adapters():
+    # Imported on use: `dp-data stats` and `synth` do not need them.
+    from deepproduct.training.data import adapters
+
+    return adapters
+
+
+def _report(manifest_path: Path) -> None:
+    m = read_dataset_manifest(manifest_path)
+    click.echo(f"wrote {manifest_path}: {len(m.rows)} images of {len(m.products())} products "
+               f"({len(m.products('train'))} train, {len(m.products('test'))} test)")
+
+
+def _run_adapter(fn, *args, **kwargs) -> None:
+    try:
+        path = fn(*args, **kwargs)
+    except (ValueError, DatasetManifestError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _report(path)
+
+
+@click.group()
+def main() -> None:
+    """Dataset manifests for DeepProduct: synthetic benchmark, real-data adapters, statistics."""
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write images/, manifest.csv and synth.json into.")
+@click.option("--products", default=400, show_default=True, type=click.IntRange(min=2),
+              help="Train + test products (distractors come on top).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--test-fraction", default=0.3, show_default=True, type=click.FloatRange(0, 1, min_open=True,
+                                                                                     max_open=True))
+@click.option("--distractors", default=None, type=click.IntRange(min=0),
+              help="Shop-only look-alike products added to the test gallery [default: as many as test products].")
+@click.option("--image-size", default=288, show_default=True, type=click.IntRange(min=64),
+              help="Image width in pixels (phone photos are 3:4 portrait).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (the output does not depend on it).")
+def synth(out: Path, products: int, seed: int, test_fraction: float, distractors: int | None, image_size: int,
+          workers: int) -> None:
+    """Generate the embedded procedural product-search benchmark (deterministic by seed)."""
+    from deepproduct.training.data.synth import generate_synthetic_dataset
+
+    start = time.perf_counter()
+    try:
+        path = generate_synthetic_dataset(out, n_products=products, seed=seed, test_fraction=test_fraction,
+                                          n_distractors=distractors, image_size=image_size, workers=workers,
+                                          progress=True)
+    except (ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _report(path)
+    click.echo(f"took {time.perf_counter() - start:.1f} s")
+
+
+@main.command()
+@click.argument("root", type=EXISTING_DIR)
+@OUT_CSV
+def sop(root: Path, out: Path) -> None:
+    """Stanford Online Products (ROOT holds Ebay_train.txt and Ebay_test.txt)."""
+    _run_adapter(_adapters().sop_to_manifest, root, out)
+
+
+@main.command()
+@click.argument("root", type=EXISTING_DIR)
+@OUT_CSV
+def inshop(root: Path, out: Path) -> None:
+    """DeepFashion In-shop (ROOT holds Eval/list_eval_partition.txt and Img/img/...)."""
+    _run_adapter(_adapters().inshop_to_manifest, root, out)
+
+
+@main.command()
+@click.argument("root", type=EXISTING_DIR)
+@OUT_CSV
+@click.option("--val", "val", default="gallery", show_default=True,
+              type=click.Choice(["gallery", "test", "train", "drop"]),
+              help="What to do with the val items: gallery = their shop images join the test gallery "
+                   "(the published protocol).")
+def consumer2shop(root: Path, out: Path, val: str) -> None:
+    """DeepFashion Consumer-to-shop (ROOT holds Eval/list_eval_partition.txt and Img/img/...)."""
+    _run_adapter(_adapters().consumer2shop_to_manifest, root, out, val=val)
+
+
+@main.command()
+@click.argument("pairs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--images", "images", required=True, type=EXISTING_DIR, help="Folder the image names are relative to.")
+@OUT_CSV
+@click.option("--test-fraction", default=0.2, show_default=True, type=float,
+              help="Used only when the pair list has no split column.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--template", default="{}", show_default=True,
+              help="Turns an image reference into a file name, e.g. '{}.jpg' for numeric Street2Shop ids.")
+def pairs(pairs_file: Path, images: Path, out: Path, test_fraction: float, seed: int, template: str) -> None:
+    """Street2Shop-style pair list (JSON or CSV of street photo, shop photo, product id[, split])."""
+    _run_adapter(_adapters().pairs_to_manifest, pairs_file, images, out, test_fraction=test_fraction, seed=seed,
+                 template=template)
+
+
+@main.command()
+@click.argument("root", type=EXISTING_DIR)
+@OUT_CSV
+@click.option("--test-fraction", default=0.2, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+def imagefolder(root: Path, out: Path, test_fraction: float, seed: int) -> None:
+    """ROOT/<product_id>/*.jpg, or ROOT/<product_id>/{shop,user}/*.jpg; split by product."""
+    _run_adapter(_adapters().imagefolder_to_manifest, root, out, test_fraction=test_fraction, seed=seed)
+
+
+@main.command()
+@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--top", default=12, show_default=True, help="Attribute values listed per attribute.")
+def stats(csv_path: Path, top: int) -> None:
+    """Products and images per split and domain, and attribute value counts."""
+    try:
+        m = read_dataset_manifest(csv_path)
+    except DatasetManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{csv_path}: {len(m.rows)} images, {len(m.products())} products")
+    click.echo(f"{'split':<6} {'domain':<6} {'products':>9} {'images':>8}")
+    for split in SPLITS:
+        for domain in DOMAINS:
+            rows = m.select(split=split, domain=domain)
+            click.echo(f"{split:<6} {domain:<6} {len({r.product_id for r in rows}):>9} {len(rows):>8}")
+    test_shop_only = set(m.products("test")) - {r.product_id for r in m.select("test", "user")}
+    if m.select("test", "user") and test_shop_only:
+        click.echo(f"test products with shop images only (gallery distractors): {len(test_shop_only)}")
+    tagged = sum(1 for r in m.rows if r.tags)
+    click.echo(f"rows with tags: {tagged}")
+    for name in m.attribute_names:
+        # Counted per product (attributes describe products, not images).
+        per_product = {r.product_id: r.attributes.get(name, "") for r in m.rows}
+        counts = Counter(v or "(unknown)" for v in per_product.values())
+        shown = ", ".join(f"{v} {c}" for v, c in counts.most_common(top))
+        more = f", ... ({len(counts) - top} more values)" if len(counts) > top else ""
+        click.echo(f"attr {name} ({len(counts)} values, per product): {shown}{more}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,9 @@
 """Pack the demo apps' assets: model file, manifest, gallery index and sample photos.
 
+    dp-search bundle --target web --model runs/export/model --index catalogue.dpindex \\
+        --out web_demo/bundle --sample photos/q1.jpg --sample photos/q2.jpg
     python -m deepproduct.sdk.bundle --model runs/export/model --index catalogue.dpindex \\
-        --target all --samples photos/q1.jpg photos/q2.jpg
+        --target all --samples photos/q1.jpg photos/q2.jpg        # every demo at once
 
 writes, for each target, a ``bundle/`` folder the demo app loads as-is:
 
@@ -87,12 +89,21 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
     """
     if target not in TARGETS:
         raise BundleError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
-    manifest = load_model_manifest(model_dir)
+    fmt = TARGETS[target][0]
+    model_dir = Path(model_dir)
+    chosen = None
+    if model_dir.suffix.lower() != ".json" and (model_dir.is_file() or model_dir.suffix == ".mlpackage"):
+        # One artefact named directly: its folder's manifest describes it.
+        manifest = load_model_manifest(model_dir.parent)
+        chosen = manifest.artefact_for_file(model_dir)
+        if chosen.format != fmt:
+            raise BundleError(f"{model_dir} is in {chosen.format} format, but the {target} demo runs {fmt}")
+    else:
+        manifest = load_model_manifest(model_dir)
     index_path = Path(index_path)
     check_pair(manifest, index_path)
-    fmt = TARGETS[target][0]
     try:
-        artefact = manifest.artefact(fmt, precision)
+        artefact = chosen or manifest.artefact(fmt, precision)
     except ManifestError as exc:
         raise BundleError(f"{target} bundle needs a {fmt} model: {exc}") from exc
     src = manifest.artefact_path(artefact)

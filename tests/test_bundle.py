@@ -93,3 +93,11 @@ def test_cli_all_skips_platforms_without_a_model(tmp_path, capsys):
     assert "ios: skipped" in printed
     assert (tmp_path / "web_demo/bundle/model.onnx").exists()
     assert (tmp_path / "android_demo/app/src/main/assets/bundle/model.tflite").exists()
+
+
+def test_one_artefact_file_can_be_named_directly(tmp_path):
+    model = _model_dir(tmp_path)
+    out = write_bundle(model / "model.tflite", _index(tmp_path), tmp_path / "a", "android")
+    assert json.loads((out / "bundle.json").read_text())["models"][0]["file"] == "model.tflite"
+    with pytest.raises(BundleError, match="is in onnx format, but the android demo runs tflite"):
+        write_bundle(model / "model.onnx", _index(tmp_path), tmp_path / "b", "android")

@@ -26,10 +26,18 @@ async function fetchBytes(path) {
   return new Uint8Array(await res.arrayBuffer());
 }
 
+async function fetchText(path, hint = '') {
+  const res = await fetch(path);
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}${hint}`);
+  return res.text();
+}
+
 async function load() {
-  const descriptor = await (await fetch(`${BUNDLE}/bundle.json`)).json();
+  const descriptorPath = `${BUNDLE}/bundle.json`;
+  const descriptor = JSON.parse(await fetchText(descriptorPath,
+    ' (no demo bundle here: write one with `dp-search bundle --target web --out web_demo/bundle ...`)'));
   const manifestPath = `${BUNDLE}/${descriptor.manifest || 'manifest.json'}`;
-  const manifest = loadManifest(await (await fetch(manifestPath)).text(), manifestPath);
+  const manifest = loadManifest(await fetchText(manifestPath), manifestPath);
   state.spec = specFromManifest(manifest.preprocessing);
   // bundle.json (dp-search bundle / deepproduct.sdk.bundle) lists the model files it carries.
   const onnx = (descriptor.models || []).find((m) => m.format === 'onnx');

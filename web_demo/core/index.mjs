@@ -141,7 +141,6 @@ export function readIndex(data, { source = null, verify = true } = {}) {
   if (verify) verifyChecksum(bytes, header, source);
   const sec = (name) => bytes.subarray(header.sections[name].offset, header.sections[name].offset + header.sections[name].length);
   const spaceId = decodeUtf8(sec('space_id'), source, 'embedding-space id is not UTF-8');
-  // Copies where the section's offset may not be aligned for a typed-array view of the buffer.
   const scales = header.storage === 'int8' ? littleFloat32(sec('scales')) : null;
   const offBytes = sec('id_offsets');
   const offView = new DataView(offBytes.buffer, offBytes.byteOffset, offBytes.byteLength);
@@ -166,7 +165,14 @@ export function readIndex(data, { source = null, verify = true } = {}) {
   return new GalleryIndex({ header, source, spaceId, scales, ids, items: doc.items, info: doc.index ?? {}, vectors });
 }
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** float32 LE values: a zero-copy view when aligned on a little-endian host (the vector block is
+ * 64-byte aligned in the file), else a copy through DataView. */
 function littleFloat32(bytes) {
+  if (LITTLE_ENDIAN_HOST && bytes.byteOffset % 4 === 0) {
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  }
   const out = new Float32Array(bytes.length / 4);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);

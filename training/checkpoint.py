@@ -89,7 +89,10 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
 def build_model_from_config(cfg: dict[str, Any]) -> EmbeddingNet:
     """Rebuild the architecture a checkpoint describes (random weights; load them next)."""
     pooling = cfg.get("pooling", "avg")
-    builder = MODEL_BUILDERS.get(cfg.get("architecture", "embedding_net"))
+    arch = cfg.get("architecture", "embedding_net")
+    if arch not in MODEL_BUILDERS:
+        from .models import architectures  # noqa: F401  (import = registers its rebuild builders)
+    builder = MODEL_BUILDERS.get(arch)
     if builder is None:
         raise CheckpointError(f"unknown architecture {cfg.get('architecture')!r} in checkpoint")
     return builder(cfg, pooling)
@@ -117,6 +120,38 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[EmbeddingNe
         raise CheckpointError(f"{weights}: weights do not match {cfg['backbone']} "
                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     return model.eval(), cfg
+
+
+def _loss_state_path(path: str | Path) -> Path:
+    base = _weights_path(path).with_suffix("")
+    return base.with_name(base.name + ".losses.safetensors")
+
+
+def save_loss_state(path: str | Path, losses: list[nn.Module]) -> Path | None:
+    """Weights that live in the losses (SGML's attribute head, classification proxies, DAML's
+    generator) beside the checkpoint, so ``--resume`` restores them; nothing is written when no
+    loss has state (the plain recipes)."""
+    state = {f"{i}.{k}": v.detach().contiguous().cpu()
+             for i, loss in enumerate(losses) for k, v in loss.state_dict().items()}
+    if not state:
+        return None
+    target = _loss_state_path(path)
+    with atomic_path(target) as tmp:
+        save_file(state, str(tmp))
+    return target
+
+
+def load_loss_state(path: str | Path, losses: list[nn.Module]) -> None:
+    target = _loss_state_path(path)
+    if not target.is_file():
+        if any(loss.state_dict() for loss in losses):
+            raise CheckpointError(f"{target}: missing; the losses of this run have weights to restore")
+        return
+    tensors = load_file(str(target))
+    for i, loss in enumerate(losses):
+        prefix = f"{i}."
+        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        loss.load_state_dict(own, strict=True)
 
 
 def load_trainer_state(path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:

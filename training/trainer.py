@@ -3,6 +3,17 @@ AdamW with warm-up and cosine decay, per-epoch evaluation, JSONL log, atomic che
 
 Determinism: every epoch reseeds torch, the sampler and the loader from (seed, epoch), so a run
 stopped after epoch e and resumed equals the uninterrupted run (checkpoints are per epoch).
+
+Hooks for the seed-alternative methods (METHOD.md section 4); all optional, the plain recipe uses none:
+- a loss may define ``required_columns`` (manifest columns it needs), ``bind_manifest(manifest,
+  train_products)`` and ``bind_model(model)`` (sizes it learns from the data and the model, before the
+  optimiser is built), ``set_epoch(epoch)`` (called at the start of every epoch: DAML's warm-up
+  phases), ``updates_model`` (False: the step runs without gradients and does not update the model --
+  DAML's generator-only epochs) and ``trains_own_parameters = True`` (its parameters are left out of
+  the trainer's optimiser: DAML's generator has its own); weights inside losses are checkpointed
+  beside the model (``NAME.losses.safetensors``);
+- a model with ``uses_batch_context = True`` gets ``forward_train(x, labels=..., domains=...)``
+  (tag attention looks up the shop images' product tags).
 """
 
 from __future__ import annotations
@@ -22,9 +33,16 @@ from tqdm import tqdm
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 
-from .checkpoint import load_model, load_trainer_state, model_config_of, save_checkpoint
+from .checkpoint import (
+    load_loss_state,
+    load_model,
+    load_trainer_state,
+    model_config_of,
+    save_checkpoint,
+    save_loss_state,
+)
 from .config import ConfigError, TrainConfig, save_config
-from .data.product_dataset import DataError, TrainImages, check_images_exist, items_for_split
+from .data.product_dataset import DataError, EvalImages, TrainImages, check_images_exist, items_for_split
 from .data.sampler import PKBatchSampler
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .losses import create_loss
@@ -59,8 +77,12 @@ class TrainForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = self.model.forward_train(x)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                domains: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if labels is not None and getattr(self.model, "uses_batch_context", False):
+            out = self.model.forward_train(x, labels=labels, domains=domains)
+        else:
+            out = self.model.forward_train(x)
         return out.embedding, out.logits
 
 
@@ -127,10 +149,12 @@ class Trainer:
         self.teacher = None
         if self.multitask == "distillation":
             self.teacher = make_frozen_teacher(self.model)
-        self.losses = [(t.weight, create_loss(t.name, **t.params).to(self.device)) for t in cfg.losses]
+        self.losses = [(t.weight, create_loss(t.name, **t.params)) for t in cfg.losses]
         if not self.losses:
             raise ConfigError("losses: at least one metric loss is needed")
         self._check_loss_requirements()
+        for _, loss in self.losses:
+            loss.to(self.device)
 
         self.sampler = PKBatchSampler(
             [it.label for it in self.train_items], [it.domain for it in self.train_items],
@@ -141,7 +165,8 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
         head = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("features.")]
         body = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("features.")]
-        extra = [p for _, loss in self.losses for p in loss.parameters() if p.requires_grad]
+        extra = [p for _, loss in self.losses if not getattr(loss, "trains_own_parameters", False)
+                 for p in loss.parameters() if p.requires_grad]
         groups = [{"params": body, "lr": cfg.optim.lr},
                   {"params": head + extra, "lr": cfg.optim.lr * cfg.optim.head_lr_multiplier}]
         self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.optim.weight_decay)
@@ -154,6 +179,7 @@ class Trainer:
         if cfg.channels_last and self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
         self.imagenet_iter = None
+        self._eval_set: EvalImages | None = None
         self.start_epoch, self.step, self.history = 0, 0, []
 
     def _check_loss_requirements(self) -> None:
@@ -166,6 +192,8 @@ class Trainer:
                                     f"which {self.manifest.csv_path} does not have")
             if hasattr(loss, "bind_manifest"):
                 loss.bind_manifest(self.manifest, self.train_products)
+            if hasattr(loss, "bind_model"):
+                loss.bind_model(self.model)
 
     # -- state ---------------------------------------------------------------------------
     def _set_lr(self) -> None:
@@ -176,6 +204,7 @@ class Trainer:
     def resume(self, checkpoint: str | Path) -> None:
         model, _ = load_model(checkpoint)
         self.model.load_state_dict(model.state_dict())
+        load_loss_state(checkpoint, [loss for _, loss in self.losses])
         state = load_trainer_state(checkpoint, self.optimizer)
         self.start_epoch, self.step = int(state["epoch"]) + 1, int(state["step"])
         self.history = list(state.get("history", []))
@@ -183,9 +212,11 @@ class Trainer:
     def _save(self, name: str, epoch: int) -> Path:
         state = {"epoch": epoch, "step": self.step, "history": self.history, "config": self.cfg.to_dict(),
                  "multitask_variant": self.multitask}
-        return save_checkpoint(self.out_dir / "checkpoints" / name, self.model,
+        path = save_checkpoint(self.out_dir / "checkpoints" / name, self.model,
                                model_config=model_config_of(self.model), trainer_state=state,
                                optimizer=self.optimizer)
+        save_loss_state(path, [loss for _, loss in self.losses])
+        return path
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
@@ -210,12 +241,17 @@ class Trainer:
         if self.cfg.channels_last and self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         parts: dict[str, float] = {}
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            emb, logits = self.forward(x)
+        # False only in a loss's own-training phase (DAML's generator-only epochs): no model update.
+        update = all(getattr(loss, "updates_model", True) for _, loss in self.losses)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp), \
+                torch.set_grad_enabled(update):
+            emb, logits = self.forward(x, labels, domains)
             total = torch.zeros((), device=self.device)
             for (weight, loss), term in zip(self.losses, self.cfg.losses, strict=True):
                 value = loss(emb.float(), labels, domains)
                 parts[f"loss/{term.name}"] = float(value.detach())
+                for key, extra in getattr(loss, "last", {}).items():
+                    parts[f"loss/{term.name}/{key}"] = extra
                 total = total + weight * value
             if self.multitask == "distillation":
                 with torch.no_grad():
@@ -230,13 +266,15 @@ class Trainer:
             if cls is not None:
                 parts[f"loss/{self.multitask}"] = float(cls.detach())
                 total = total + self.cfg.multitask.lambda_cls * cls
+        parts["loss"] = float(total.detach())
+        if not update:
+            return parts
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.cfg.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(
                 [p for g in self.optimizer.param_groups for p in g["params"]], self.cfg.optim.grad_clip)
         self.optimizer.step()
-        parts["loss"] = float(total.detach())
         return parts
 
     def _set_train_mode(self) -> None:
@@ -247,9 +285,12 @@ class Trainer:
                     m.eval()
 
     def evaluate(self, off_the_shelf: bool = False) -> dict[str, Any]:
+        if self._eval_set is None:
+            items, _ = items_for_split(self.manifest, "test")
+            self._eval_set = EvalImages(items, self.cfg.data.image_size, cache=True)
         return evaluate_retrieval(self.model, self.manifest, self.cfg.data.image_size, self.device,
                                   batch_size=self.cfg.data.eval_batch_size, off_the_shelf=off_the_shelf,
-                                  progress=self.progress)
+                                  progress=self.progress, eval_set=self._eval_set)
 
     def train(self) -> TrainResult:
         cfg = self.cfg
@@ -262,6 +303,9 @@ class Trainer:
         for epoch in range(self.start_epoch, cfg.optim.epochs):
             torch.manual_seed(epoch_seed(cfg.seed, epoch))
             self.sampler.set_epoch(epoch)
+            for _, loss in self.losses:
+                if hasattr(loss, "set_epoch"):
+                    loss.set_epoch(epoch)
             loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=cfg.data.workers,
                                 generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch)),
                                 persistent_workers=False)

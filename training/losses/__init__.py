@@ -1,10 +1,12 @@
 """Metric losses (a registry: ``create_loss(name, **params)``) and the multitask ImageNet losses.
 
-Importing this package registers ``robust_contrastive``, ``contrastive`` and ``triplet``.
+Importing this package registers ``robust_contrastive``, ``contrastive`` and ``triplet``, and the
+seed alternatives of METHOD.md section 4: ``sgml``, ``lrml`` (with ``normalized_softmax``, its
+classification part) and ``daml``.
 Every registered loss is called as ``loss(embeddings, labels, domains) -> scalar``.
 """
 
-from . import baselines, robust_contrastive  # noqa: F401  (import = register)
+from . import baselines, classification, daml, lrml, robust_contrastive, sgml  # noqa: F401  (import = register)
 from .multitask import (
     MULTITASK_VARIANTS,
     DistillationLoss,

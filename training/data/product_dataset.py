@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from deepproduct.sdk.dataset_manifest import DatasetManifest, DatasetRow
-from deepproduct.sdk.preprocessing import ImageDecodeError, PreprocessingSpec, load_rgb, preprocess_image
+from deepproduct.sdk.preprocessing import ImageDecodeError, PreprocessingSpec, decode_image, preprocess_image
 
 DOMAIN_CODES = {"shop": 0, "user": 1}
 
@@ -70,10 +70,12 @@ def train_transform(image_size: int, augment: bool) -> v2.Compose:
 
 def _open_rgb(item: Item) -> Image.Image:
     try:
-        rgb = load_rgb(item.path)
+        rgb = decode_image(item.path)
     except ImageDecodeError as exc:
         raise DataError(f"manifest row {item.row.path!r} (product {item.row.product_id}): {exc}") from exc
-    return Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+    if rgb.dtype != np.uint8:  # 16-bit or alpha-composited inputs come back as float in [0, 1]
+        rgb = np.round(rgb * 255).astype(np.uint8)
+    return Image.fromarray(rgb)
 
 
 class TrainImages(Dataset):

@@ -142,6 +142,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.device)
         self.model.freeze_stages(cfg.model.freeze_stages)
+        self.model.input_size = cfg.data.image_size  # the checkpoint records the size it was trained at
         self.multitask = resolve_multitask(cfg, self.model)
         if self.multitask == "none" and self.model.classifier is not None:
             for p in self.model.classifier.parameters():

@@ -1,0 +1,261 @@
+"""``dp-bench``: latency, size, accuracy retention and search scaling, merged into one report.
+
+Every measuring command appends JSON lines (docs/benchmarks.md) to ``--out``; ``dp-bench report``
+turns any set of such files -- host runs, converted phone runs -- into markdown and plots.
+Figures are written to files, never asserted on.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .schema import new_run_id, write_records
+
+DEFAULT_OUT = "results/host.jsonl"
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(t.replace("_", "")) for t in text.split(",") if t.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from exc
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _threads(text: str) -> list[int]:
+    from .model_bench import parse_threads
+
+    try:
+        return parse_threads(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _only(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _save(records: list[dict], out: str) -> None:
+    path = write_records(out, records)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    click.echo(f"{len(records)} records appended to {path} (load average 1 min: {load:.2f})")
+
+
+def _echo_table(records: list[dict], kind: str) -> None:
+    """A compact console view of what was just measured (the report has the full tables)."""
+    for r in records:
+        if r["kind"] != kind:
+            continue
+        if kind == "latency":
+            click.echo(f"  {r['artefact']:<14} {r['runtime']:<16} threads {r['threads']}  batch {r['batch']:>2}  "
+                       f"median {r['median_ms']:8.3f} ms  p90 {r['p90_ms']:8.3f}  min {r['min_ms']:8.3f}  "
+                       f"{r['images_per_s']:8.1f} img/s")
+        elif kind == "accuracy":
+            cos = r["cosine_to_reference"]
+            click.echo(f"  {r['artefact']:<14} R@1 {100 * r['recall@1']:5.1f}  R@5 {100 * r['recall@5']:5.1f}  "
+                       f"MAP@R {100 * r['map@r']:5.1f}  cosine {cos if cos is None else round(cos, 5)}"
+                       f"{'  FLAGGED' if r['flagged'] else ''}")
+        elif kind == "search":
+            ratio = f"  x{r['ratio_to_faiss']:.2f} vs faiss" if "ratio_to_faiss" in r else ""
+            click.echo(f"  {r['gallery_size']:>9,} {r['impl']:<19} {r['storage']:<7} batch {r['batch']:>3}  "
+                       f"threads {r['threads']}  median {r['median_ms']:9.3f} ms  bound "
+                       f"{r['bandwidth_bound_ms']:8.3f} ms{ratio}")
+        elif kind == "skipped":
+            click.echo(f"  skipped {r['artefact']} ({r['what']}): {r['reason']}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """DeepProduct benchmarks: models, accuracy, search, profile, device imports, report."""
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--checkpoint", type=click.Path(exists=True), help="PyTorch checkpoint: adds the eager reference.")
+@click.option("--threads", default="1,2,N", show_default=True, help="Thread counts; N = this machine's cores.")
+@click.option("--runs", default=50, show_default=True, help="Timed batch-1 runs per configuration.")
+@click.option("--warmup", default=10, show_default=True, help="Untimed runs first.")
+@click.option("--batch", "throughput_batch", default=32, show_default=True, help="Batch for images/s (0: skip).")
+@click.option("--batch-runs", default=10, show_default=True, help="Timed runs at that batch.")
+@click.option("--only", help="Comma-separated artefact keys or formats (onnx/int8,tflite,pytorch).")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, help="JSON-lines file to append to.")
+def models(export_dir: str, checkpoint: str | None, threads: str, runs: int, warmup: int, throughput_batch: int,
+           batch_runs: int, only: str | None, out: str) -> None:
+    """Host latency (batch 1 per thread count, images/s at batch 32), size, params and MACs."""
+    from .model_bench import bench_models
+
+    records = bench_models(export_dir, checkpoint=checkpoint, threads=_threads(threads), runs=runs, warmup=warmup,
+                           throughput_batch=throughput_batch, throughput_runs=batch_runs, only=_only(only))
+    _echo_table(records, "latency")
+    _echo_table(records, "skipped")
+    _save(records, out)
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Dataset manifest CSV (dp-data synth writes one).")
+@click.option("--checkpoint", type=click.Path(exists=True), help="PyTorch checkpoint: the cosine reference.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--batch", default=32, show_default=True, help="Images per inference call.")
+@click.option("--only", help="Comma-separated artefact keys or formats.")
+@click.option("--out", default=DEFAULT_OUT, show_default=True)
+def accuracy(export_dir: str, data: str, checkpoint: str | None, split: str, batch: int, only: str | None,
+             out: str) -> None:
+    """Recall@1/5, MAP@R and cosine to PyTorch for every artefact that runs here."""
+    from .accuracy import bench_accuracy
+
+    records = bench_accuracy(export_dir, data, checkpoint=checkpoint, split=split, batch=batch, only=_only(only))
+    _echo_table(records, "accuracy")
+    _echo_table(records, "skipped")
+    _save(records, out)
+
+
+@main.command()
+@click.option("--sizes", default="10000,100000,1000000", show_default=True)
+@click.option("--dim", default=128, show_default=True)
+@click.option("--batches", default="1,64", show_default=True)
+@click.option("--threads", default="1", show_default=True, help="Thread counts for both implementations.")
+@click.option("--k", default=10, show_default=True)
+@click.option("--runs", default=20, show_default=True, help="Timed calls (capped by --budget seconds).")
+@click.option("--budget", default=8.0, show_default=True, help="Seconds of timed calls per configuration.")
+@click.option("--storage", default="float32,int8", show_default=True)
+@click.option("--out", default=DEFAULT_OUT, show_default=True)
+def search(sizes: str, dim: int, batches: str, threads: str, k: int, runs: int, budget: float, storage: str,
+           out: str) -> None:
+    """The SDK's exact search (float32/int8) vs faiss IndexFlatIP and the bandwidth bound."""
+    from .search_bench import bench_search
+
+    storages = tuple(s.strip() for s in storage.split(",") if s.strip())
+    records = bench_search(_ints(sizes), dim=dim, batches=_ints(batches), k=k, threads=_threads(threads),
+                           storages=storages, runs=runs, budget_s=budget)
+    bw = next(r for r in records if r["kind"] == "bandwidth")
+    click.echo(f"  copy bandwidth {bw['copy_gb_per_s']:.2f} GB/s")
+    _echo_table(records, "search")
+    _save(records, out)
+
+
+@main.command()
+@click.argument("artefacts", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--threads", default=1, show_default=True)
+@click.option("--runs", default=50, show_default=True)
+@click.option("--warmup", default=10, show_default=True)
+@click.option("--batch", default=1, show_default=True)
+@click.option("--md", "md_out", type=click.Path(dir_okay=False), help="Also write the table as markdown here.")
+@click.option("--out", default=DEFAULT_OUT, show_default=True)
+def profile(artefacts: tuple[str, ...], threads: int, runs: int, warmup: int, batch: int, md_out: str | None,
+            out: str) -> None:
+    """Per-op-type time of ONNX artefacts (ONNX Runtime profiling), side by side."""
+    from .machine import describe_host
+    from .profile import profile_onnx, profile_table
+    from .schema import make_record
+
+    run_id = new_run_id()
+    profiles = [profile_onnx(a, threads=threads, runs=runs, warmup=warmup, batch=batch) for a in artefacts]
+    table = profile_table(profiles)
+    click.echo(table)
+    if md_out:
+        Path(md_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(md_out).write_text(f"# ONNX Runtime per-op profile ({threads} thread(s), batch {batch}, "
+                                f"{runs} runs)\n\n{table}", encoding="utf-8")
+    records = [make_record("op_profile", machine=describe_host(), run_id=run_id, artefact=p.artefact,
+                           threads=p.threads, op_type=o.op_type, nodes=o.nodes, total_ms_per_run=o.total_ms_per_run,
+                           share=o.share, runs=p.runs, batch=batch, run_ms_median=p.run_ms_median)
+               for p in profiles for o in p.ops]
+    _save(records, out)
+
+
+@main.command("import-android")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="results/android.jsonl", show_default=True)
+def import_android(run_dir: str, out: str) -> None:
+    """Convert benchmarks/android/run_benchmark_model.sh output (device.txt + logs/) to records."""
+    from .android_parser import records_from_dir
+
+    records = records_from_dir(run_dir)
+    _echo_table(records, "skipped")
+    _save(records, out)
+
+
+@main.command("import-ios")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False))
+@click.option("--device", required=True, help="e.g. 'iPhone 15 Pro'")
+@click.option("--os-version", required=True, help="e.g. 17.5")
+@click.option("--chip", default="", help="e.g. A17 Pro")
+@click.option("--csv", "is_csv", is_flag=True, help="LOG is a CSV copied from Xcode's performance report.")
+@click.option("--out", default="results/ios.jsonl", show_default=True)
+def import_ios(log: str, device: str, os_version: str, chip: str, is_csv: bool, out: str) -> None:
+    """Convert an XCTest measure log (or an Xcode performance-report CSV) to records."""
+    from .ios_parser import ios_machine, records_from_report_csv, records_from_xctest_log
+
+    machine = ios_machine(device, os_version, chip)
+    records = records_from_report_csv(log, machine) if is_csv else records_from_xctest_log(log, machine)
+    if not records:
+        raise click.ClickException(f"{log}: no testLatency_* measurements found")
+    _save(records, out)
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("--inputs", "patterns", multiple=True, help="JSON-lines files or glob patterns (repeatable).")
+@click.option("--out", default="benchmarks/report.md", show_default=True)
+@click.option("--plots-dir", help="Where the PNGs go (default: beside the report).")
+def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_dir: str | None) -> None:
+    """Merge host and device JSON lines into a markdown report with plots."""
+    from .report import build_report
+
+    files = sorted({f for p in (*patterns, *paths) for f in (glob.glob(p) or [p])})
+    missing = [f for f in files if not Path(f).is_file()]
+    if not files or missing:
+        raise click.ClickException(f"no such input file(s): {', '.join(missing) or 'none given'}")
+    path, plots = build_report(files, out, plots_dir)
+    click.echo(f"report: {path} ({len(plots)} plot(s): {', '.join(p.name for p in plots)})")
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), help="Dataset manifest for accuracy.")
+@click.option("--checkpoint", type=click.Path(exists=True))
+@click.option("--out-dir", default="runs/bench", show_default=True)
+@click.option("--full", is_flag=True, help="The full protocol (50 runs, 1/2/N threads, 10k-1M search).")
+@click.option("--search-sizes", help="Gallery sizes (default: 10000,100000; with --full also 1000000).")
+@click.option("--only", help="Comma-separated artefact keys or formats.")
+def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: str, full: bool,
+          search_sizes: str | None, only: str | None) -> None:
+    """Everything in one go, short by default (make demo's last step): models, accuracy, search, report."""
+    from .accuracy import bench_accuracy
+    from .model_bench import bench_models, parse_threads
+    from .report import build_report
+    from .search_bench import bench_search
+
+    out = Path(out_dir)
+    jsonl = out / "host.jsonl"
+    if jsonl.exists():
+        jsonl.unlink()  # one fresh run per folder: the report describes exactly this run
+    run_id = new_run_id()
+    records = bench_models(export_dir, checkpoint=checkpoint, threads=parse_threads("1,2,N" if full else "1,N"),
+                           runs=50 if full else 10, warmup=10 if full else 3, throughput_runs=10 if full else 3,
+                           only=_only(only), run_id=run_id)
+    _echo_table(records, "latency")
+    if data:
+        acc = bench_accuracy(export_dir, data, checkpoint=checkpoint, only=_only(only), run_id=run_id)
+        _echo_table(acc, "accuracy")
+        records += acc
+    sizes = _ints(search_sizes) if search_sizes else [10_000, 100_000, 1_000_000] if full else [10_000, 100_000]
+    found = bench_search(sizes, runs=20 if full else 5, budget_s=8.0 if full else 2.0, run_id=run_id)
+    _echo_table(found, "search")
+    records += found
+    _save(records, str(jsonl))
+    path, plots = build_report([jsonl], out / "report.md")
+    click.echo(f"report: {path} ({len(plots)} plot(s))")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

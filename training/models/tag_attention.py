@@ -92,14 +92,17 @@ class TagAttentionNet(EmbeddingNet):
         return torch.where(has, self.tag_embed(tag_ids), prior)
 
     # -- the network ------------------------------------------------------------------------------
-    def attend(self, fmap: torch.Tensor, t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attention-pooled features (N x C) and the attention map (N x h*w)."""
+    def attention_logits(self, fmap: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
+        """w^T tanh(W_f F + W_t t) per position (N x h*w); ``t=None``: the tag-free prior."""
         if t is None:  # the exported path: W_t t_0 is one constant vector
             bias = self.att_tag(self.tag_prior)[None, :, None, None]
         else:
             bias = self.att_tag(t)[:, :, None, None]
-        scores = self.att_score(torch.tanh(self.att_feat(fmap) + bias)).flatten(1)
-        a = torch.softmax(scores, dim=1)
+        return self.att_score(torch.tanh(self.att_feat(fmap) + bias)).flatten(1)
+
+    def attend(self, fmap: torch.Tensor, t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention-pooled features (N x C) and the attention map (N x h*w)."""
+        a = torch.softmax(self.attention_logits(fmap, t), dim=1)
         pooled = (fmap.flatten(2) * a[:, None, :]).sum(-1)
         return pooled, a
 

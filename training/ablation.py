@@ -1,0 +1,376 @@
+"""The recipe ablation (issue 5): every training recipe on the same data, seed and step budget.
+
+    python -m deepproduct.training.ablation --config configs/ablation.yaml --out runs/ablation
+
+trains each recipe of the ablation config (off-the-shelf features, classical contrastive, robust
+contrastive, robust contrastive + multitask, SGML, LRML, tag attention, DAML; each a
+``configs/recipes/*.yaml`` dp-train config) with the config's ``common`` overrides applied on top,
+so data, seed, image size, P x K and the number of steps are the same for all, then writes
+
+* ``OUT/results.md``: the Markdown table (Recall@1/5/10, MAP@R, training time) with the command,
+  seed, budget and data, ready for the README;
+* ``OUT/results.json``: the same rows with every metric;
+* ``OUT/ablation.png``: a grouped bar plot (matplotlib).
+
+Data: ``OUT/data/manifest.csv``; when it is missing, the embedded benchmark is generated there
+(the same as ``dp-data synth --out OUT/data --products N --seed S``). Each recipe's run folder
+(``OUT/runs/NAME``) keeps its log, checkpoint and an ``ablation_result.json``; a rerun reuses a
+finished recipe whose effective config is unchanged (``--force`` retrains), so an interrupted
+ablation continues where it stopped.
+
+Besides the trained recipes, the tag-attention model is also scored with a *tagged* gallery (the
+index built server-side with the tag branch) and, optionally, with the CtxYNet re-ranker of the
+top-K (:mod:`deepproduct.training.models.ctx_rerank`); these are extra rows under it.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+import yaml
+
+from .config import ConfigError, TrainConfig, load_config
+
+METRICS = ("recall@1", "recall@5", "recall@10", "map@r")
+RECIPE_KEYS = ("name", "label", "config", "overrides", "eval_only", "off_the_shelf", "tagged_gallery",
+               "ctx_rerank")
+TOP_KEYS = ("seed", "products", "baseline", "common", "recipes")
+
+
+@dataclass
+class Recipe:
+    name: str
+    label: str
+    config: str  # a dp-train YAML, relative to the ablation config's folder
+    overrides: dict[str, Any] = field(default_factory=dict)
+    eval_only: bool = False
+    off_the_shelf: bool = False
+    tagged_gallery: bool = False  # tag attention: also score a gallery embedded with its tags
+    ctx_rerank: dict[str, Any] | None = None  # fit + score the CtxYNet re-ranker on this model
+
+
+@dataclass
+class AblationSpec:
+    path: Path
+    seed: int
+    products: int
+    baseline: str
+    common: dict[str, Any]
+    recipes: list[Recipe]
+
+
+def load_ablation(path: str | Path) -> AblationSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ablation config not found: {path}")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r}; allowed: {', '.join(TOP_KEYS)}")
+    recipes = []
+    for i, item in enumerate(raw.get("recipes") or []):
+        unknown = set(item) - set(RECIPE_KEYS)
+        if unknown:
+            raise ConfigError(f"{path}: recipes.{i}: unknown key(s) {', '.join(sorted(unknown))}; "
+                              f"allowed: {', '.join(RECIPE_KEYS)}")
+        if "name" not in item or "config" not in item:
+            raise ConfigError(f"{path}: recipes.{i} needs a name and a config")
+        recipes.append(Recipe(**{"label": item["name"], **item}))
+    if not recipes:
+        raise ConfigError(f"{path}: no recipes")
+    names = [r.name for r in recipes]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: recipe names must be unique")
+    spec = AblationSpec(path=path, seed=int(raw.get("seed", 0)), products=int(raw.get("products", 400)),
+                        baseline=str(raw.get("baseline", "robust_contrastive")), common=dict(raw.get("common") or {}),
+                        recipes=recipes)
+    if spec.baseline not in names:
+        raise ConfigError(f"{path}: baseline {spec.baseline!r} is not one of the recipes ({', '.join(names)})")
+    return spec
+
+
+def _override(key: str, value: Any) -> str:
+    return f"{key}={json.dumps(value)}"  # JSON is YAML: the config loader parses it back
+
+
+def recipe_config(spec: AblationSpec, recipe: Recipe, manifest: Path, runs: Path) -> TrainConfig:
+    config = spec.path.parent / recipe.config
+    overrides = [_override(k, v) for k, v in {**spec.common, **recipe.overrides}.items()]
+    overrides += [_override("data.manifest", str(manifest)), _override("out_dir", str(runs)),
+                  _override("name", recipe.name), _override("seed", spec.seed)]
+    return load_config(config, overrides)
+
+
+def ensure_data(data_dir: Path, products: int, seed: int, say: Any = print) -> Path:
+    """The benchmark's manifest; generated (``dp-data synth`` equivalent) when missing."""
+    manifest = data_dir / "manifest.csv"
+    if manifest.is_file():
+        return manifest
+    from .data.synth import generate_synthetic_dataset
+
+    say(f"generating the embedded benchmark: {products} products, seed {seed} -> {data_dir}")
+    return generate_synthetic_dataset(data_dir, n_products=products, seed=seed, workers=max(1, min(2, os.cpu_count() or 1)))
+
+
+def _fingerprint(cfg: TrainConfig, recipe: Recipe) -> str:
+    blob = json.dumps({"config": cfg.to_dict(), "recipe": asdict(recipe)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# -- extra scorings of a trained model -------------------------------------------------------------
+
+@torch.no_grad()
+def tagged_gallery_metrics(model: Any, manifest: Any, image_size: int, device: torch.device,
+                           batch_size: int = 64) -> dict[str, float]:
+    """Consumer-to-shop metrics with queries through the phone model (tag-free) and the gallery
+    embedded server-side with its catalogue tags (``TagAttentionNet.embed_catalogue``)."""
+    from torch.utils.data import DataLoader
+
+    from .data.product_dataset import EvalImages, items_for_split
+    from .evaluation import map_at_r, recall_at_k
+    from .retrieval_eval import RECALL_KS
+
+    model.eval()
+    items, _ = items_for_split(manifest, "test")
+    loader = DataLoader(EvalImages(items, image_size), batch_size=batch_size, shuffle=False, num_workers=0)
+    out, start = [], 0
+    for x, _, _ in loader:
+        batch_items = items[start:start + len(x)]
+        start += len(x)
+        tags = [list(it.row.tags) if it.domain == 0 else [] for it in batch_items]
+        out.append(model.embed_catalogue(x.to(device), tags).float().cpu().numpy())
+    emb = np.concatenate(out)
+    labels = np.array([it.label for it in items])
+    domains = np.array([it.domain for it in items])
+    q, g = domains == 1, domains == 0
+    metrics = recall_at_k(emb[q], labels[q], emb[g], labels[g], RECALL_KS)
+    metrics.update(map_at_r(emb[q], labels[q], emb[g], labels[g]))
+    return metrics
+
+
+def ctx_rerank_rows(model: Any, manifest: Any, image_size: int, device: torch.device, options: dict,
+                    seed: int) -> tuple[dict[str, float], dict[str, float], float]:
+    """Fit the CtxYNet re-ranker on the training split, score the test split; (index, re-ranked, s)."""
+    from .models.ctx_rerank import CtxReranker, cache_split, fit_ctx_reranker, rerank_metrics
+
+    t0 = time.perf_counter()
+    reranker = CtxReranker(model, hidden=int(options.get("hidden", 128)), mix=float(options.get("mix", 0.5))).to(device)
+    train = cache_split(reranker, manifest, "train", image_size, device)
+    fit_ctx_reranker(reranker, train, steps=int(options.get("steps", 300)), lr=float(options.get("lr", 1e-3)),
+                     seed=seed, device=device)
+    del train
+    test = cache_split(reranker, manifest, "test", image_size, device)
+    scores = rerank_metrics(reranker, test, top_k=int(options.get("top_k", 20)), device=device)
+    return scores["index"], scores["reranked"], time.perf_counter() - t0
+
+
+# -- one recipe ------------------------------------------------------------------------------------
+
+def run_recipe(spec: AblationSpec, recipe: Recipe, manifest: Path, runs: Path, force: bool = False,
+               progress: bool = False, say: Any = print) -> list[dict[str, Any]]:
+    """Train (or only evaluate) one recipe; returns its table rows (the recipe's, then extras)."""
+    from .trainer import Trainer
+
+    cfg = recipe_config(spec, recipe, manifest, runs)
+    fingerprint = _fingerprint(cfg, recipe)
+    result_file = runs / recipe.name / "ablation_result.json"
+    if result_file.is_file() and not force:
+        cached = json.loads(result_file.read_text(encoding="utf-8"))
+        if cached.get("fingerprint") == fingerprint:
+            say(f"[{recipe.name}] finished before with this config: reusing {result_file}")
+            return cached["rows"]
+    say(f"[{recipe.name}] {'evaluating' if recipe.eval_only else 'training'}: {recipe.label}")
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, progress=progress)
+    try:
+        row: dict[str, Any] = {"name": recipe.name, "label": recipe.label, "config": recipe.config,
+                               "multitask": trainer.multitask if not recipe.eval_only else "-"}
+        if recipe.eval_only:
+            metrics = trainer.evaluate(off_the_shelf=recipe.off_the_shelf)
+            row.update(steps=0, train_seconds=0.0)
+        else:
+            result = trainer.train()
+            metrics = result.final_metrics
+            summary = json.loads((trainer.out_dir / "summary.json").read_text(encoding="utf-8"))
+            row.update(steps=summary["steps"], train_seconds=round(summary["train_seconds"], 1),
+                       images_per_s=round(summary["images_per_s"], 2))
+        row.update({k: metrics[k] for k in (*METRICS, "recall@20", "queries", "gallery") if k in metrics})
+        row["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        rows = [row]
+        if recipe.tagged_gallery:
+            say(f"[{recipe.name}] scoring with a tagged gallery (server-side index with the tag branch)")
+            tagged = tagged_gallery_metrics(trainer.model, trainer.manifest, cfg.data.image_size, trainer.device,
+                                            cfg.data.eval_batch_size)
+            rows.append({"name": f"{recipe.name}+tagged_gallery", "label": "  ↳ same model, gallery embedded "
+                         "with its tags (server index)", "extra": True, **{k: tagged[k] for k in METRICS}})
+        if recipe.ctx_rerank:
+            say(f"[{recipe.name}] fitting + scoring the CtxYNet re-ranker (top-{recipe.ctx_rerank.get('top_k', 20)})")
+            _, reranked, seconds = ctx_rerank_rows(trainer.model, trainer.manifest, cfg.data.image_size,
+                                                   trainer.device, recipe.ctx_rerank, spec.seed)
+            rows.append({"name": f"{recipe.name}+ctx_rerank", "label": f"  ↳ + CtxYNet re-rank of the top-"
+                         f"{recipe.ctx_rerank.get('top_k', 20)} (server)", "extra": True,
+                         "train_seconds": round(seconds, 1), **reranked})
+    finally:
+        trainer.close()
+        del trainer
+        gc.collect()
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps({"fingerprint": fingerprint, "rows": rows}, indent=2), encoding="utf-8")
+    say(f"[{recipe.name}] " + ", ".join(f"{k} {rows[0][k]:.4f}" for k in METRICS if k in rows[0])
+        + f"  ({rows[0]['wall_seconds']:.0f} s)")
+    return rows
+
+
+# -- reporting -------------------------------------------------------------------------------------
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]], baseline: str) -> str:
+    base = next((r for r in rows if r["name"] == baseline), None)
+    head = ("| recipe | config | Recall@1 | Recall@5 | Recall@10 | MAP@R | R@1 vs robust contrastive "
+            "| train time (s) | steps |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        delta = "-"
+        if base is not None and r["name"] != baseline and "recall@1" in r:
+            delta = f"{100 * (r['recall@1'] - base['recall@1']):+.1f} pts"
+        train = _fmt(r.get("train_seconds"), 0) if r.get("train_seconds") else ("-" if r.get("extra") else "0")
+        lines.append(f"| {r['label']} | {'`' + r['config'] + '`' if r.get('config') else ''} | "
+                     + " | ".join(_fmt(r.get(k)) for k in METRICS)
+                     + f" | {delta} | {train} | {r.get('steps', '') if not r.get('extra') else ''} |")
+    return "\n".join(lines)
+
+
+def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [r["label"].strip().replace("  ↳ ", "↳ ") for r in rows]
+    x = np.arange(len(rows))
+    width = 0.2
+    fig, ax = plt.subplots(figsize=(max(9.0, 1.25 * len(rows)), 5.2))
+    for j, key in enumerate(METRICS):
+        vals = [r.get(key, np.nan) for r in rows]
+        bars = ax.bar(x + (j - 1.5) * width, vals, width, label=key.replace("recall", "Recall").replace("map@r", "MAP@R"))
+        if key == "recall@1":
+            ax.bar_label(bars, labels=[_fmt(v, 2) for v in vals], fontsize=7, padding=1)
+    ax.set_xticks(x, [_wrap(s) for s in labels], fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("consumer-to-shop retrieval (test split)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(ncols=4, fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _wrap(text: str, width: int = 16) -> str:
+    words, lines, line = text.split(), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def budget_text(spec: AblationSpec, cfg: TrainConfig) -> str:
+    steps = (cfg.optim.steps_per_epoch or 0) * cfg.optim.epochs
+    return (f"{steps} steps ({cfg.optim.epochs} epochs x {cfg.optim.steps_per_epoch}) of P x K = "
+            f"{cfg.data.products_per_batch} x {cfg.data.images_per_product} images at {cfg.data.image_size} px, "
+            f"{cfg.model.backbone} (ImageNet weights) with its first {cfg.model.freeze_stages} stages frozen, "
+            f"AdamW lr {cfg.optim.lr:g} (head x{cfg.optim.head_lr_multiplier:g}), {cfg.optim.warmup_steps} "
+            f"warm-up steps then cosine, {cfg.threads or torch.get_num_threads()} CPU threads")
+
+
+def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = None, force: bool = False,
+                 progress: bool = False, say: Any = print, data: str | Path | None = None) -> list[dict[str, Any]]:
+    """Run the ablation; ``data`` = an existing dataset manifest instead of ``OUT/data``."""
+    spec = load_ablation(config)
+    out = Path(out)
+    runs = out / "runs"
+    manifest = Path(data) if data else ensure_data(out / "data", spec.products, spec.seed, say)
+    recipes = [r for r in spec.recipes if not only or r.name in only]
+    if only:
+        missing = sorted(set(only) - {r.name for r in spec.recipes})
+        if missing:
+            raise ConfigError(f"--only: unknown recipe(s) {', '.join(missing)}; "
+                              f"known: {', '.join(r.name for r in spec.recipes)}")
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for recipe in recipes:
+        rows += run_recipe(spec, recipe, manifest, runs, force=force, progress=progress, say=say)
+    total = time.perf_counter() - t0
+    ref_cfg = recipe_config(spec, next(r for r in spec.recipes if r.name == spec.baseline), manifest, runs)
+    command = "python -m deepproduct.training.ablation --config " + str(config) + " --out " + str(out)
+    if only:
+        command += " --only " + ",".join(only)
+    from deepproduct.sdk.dataset_manifest import read_dataset_manifest
+
+    m = read_dataset_manifest(manifest)
+    test_rows = m.select(split="test")
+    meta = {"command": command, "seed": spec.seed, "budget": budget_text(spec, ref_cfg),
+            "data": (f"{manifest}: " if data else f"embedded benchmark (`dp-data synth --out {out / 'data'} "
+                     f"--products {spec.products} --seed {spec.seed}`): ") + (f"{len(m.products('train'))} training products, "
+                     f"{sum(r.domain == 'user' for r in test_rows)} test phone-photo queries against "
+                     f"{sum(r.domain == 'shop' for r in test_rows)} shop images of "
+                     f"{len(m.products('test'))} test + distractor products"),
+            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
+            "wall_seconds_this_invocation": round(total, 1)}
+    title = f"Recipe ablation, seed {spec.seed}, {ref_cfg.optim.epochs * (ref_cfg.optim.steps_per_epoch or 0)} steps each"
+    write_plot(rows, out / "ablation.png", title)
+    md = [f"Command: `{command}`", "", f"Seed: {spec.seed}. Budget per recipe: {meta['budget']}.", "",
+          f"Data: {meta['data']}.", "", markdown_table(rows, spec.baseline), "",
+          f"Machine: {meta['machine']}; this invocation took {total / 60:.1f} min "
+          "(recipes reused from an earlier invocation count 0 here).", ""]
+    (out / "results.md").write_text("\n".join(md), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps({**meta, "rows": rows}, indent=2), encoding="utf-8")
+    say(markdown_table(rows, spec.baseline))
+    say(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'ablation.png'} ({total / 60:.1f} min)")
+    return rows
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", default="configs/ablation.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="Ablation config (recipes + common overrides).")
+@click.option("--out", default="runs/ablation", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder: data/, runs/, results.md, results.json, ablation.png.")
+@click.option("--only", default=None, help="Comma-separated recipe names (default: all).")
+@click.option("--data", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Use this dataset manifest instead of OUT/data (generated when missing).")
+@click.option("--force", is_flag=True, help="Retrain recipes that finished before with the same config.")
+@click.option("--progress", is_flag=True, help="Show the trainer's progress bars.")
+def main(config: str, out: str, only: str | None, data: str | None, force: bool, progress: bool) -> None:
+    """Train every recipe on the same data, seed and step budget; write a table and a bar plot."""
+    from .checkpoint import CheckpointError
+    from .data.product_dataset import DataError
+
+    try:
+        run_ablation(config, out, only=[s for s in only.split(",") if s] if only else None, force=force,
+                     progress=progress, say=lambda m: click.echo(m, err=True), data=data)
+    except (ConfigError, DataError, CheckpointError, KeyError, ValueError) as exc:
+        click.echo(f"ablation: error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -135,5 +135,9 @@ def test_cli_synth_regenerates_in_place_and_stats(tmp_path: Path) -> None:
     result = runner.invoke(main, ["stats", str(tmp_path / "d" / "manifest.csv")])
     assert result.exit_code == 0, result.output
     assert "train  user" in result.output and "attr category" in result.output
+    sheet = runner.invoke(main, ["preview", str(tmp_path / "d" / "manifest.csv"), "--out", str(tmp_path / "s.png"),
+                                 "--split", "train", "--cell", "48"])
+    assert sheet.exit_code == 0, sheet.output
+    assert Image.open(tmp_path / "s.png").size[1] == 48 * 3  # the three train products
     bad = runner.invoke(main, ["synth", "--out", str(tmp_path / "e"), "--products", "1"])
     assert bad.exit_code != 0

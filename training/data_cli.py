@@ -158,5 +158,36 @@ def stats(csv_path: Path, top: int) -> None:
         click.echo(f"attr {name} ({len(counts)} values, per product): {shown}{more}")
 
 
+@main.command()
+@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--products", "n_products", default=6, show_default=True, type=click.IntRange(min=1))
+@click.option("--split", default="test", show_default=True, type=click.Choice(SPLITS))
+@click.option("--cell", default=192, show_default=True, type=click.IntRange(min=32), help="Thumbnail size in px.")
+def preview(csv_path: Path, out: Path, n_products: int, split: str, cell: int) -> None:
+    """Contact sheet: one row per product, its shop images first, then its phone photos."""
+    from PIL import Image
+
+    m = read_dataset_manifest(csv_path)
+    with_photos = sorted({r.product_id for r in m.select(split=split, domain="user")}) or m.products(split)
+    chosen = with_photos[:n_products]
+    if not chosen:
+        raise click.ClickException(f"{csv_path}: no products in split {split!r}")
+    rows = [[r for d in DOMAINS for r in m.select(split=split, domain=d) if r.product_id == pid] for pid in chosen]
+    width = max(len(r) for r in rows)
+    sheet = Image.new("RGB", (width * cell, len(rows) * cell), "white")
+    for y, images in enumerate(rows):
+        for x, row in enumerate(images):
+            with Image.open(m.abspath(row)) as img:
+                img = img.convert("RGB")
+                img.thumbnail((cell, cell))
+                sheet.paste(img, (x * cell + (cell - img.width) // 2, y * cell + (cell - img.height) // 2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    sheet.save(tmp, "PNG")
+    tmp.replace(out)
+    click.echo(f"wrote {out}: {len(rows)} products of split {split} (shop images first, then phone photos)")
+
+
 if __name__ == "__main__":
     main()

@@ -26,8 +26,9 @@ Phone photos (2-4 per product) and why each distortion is there
   products where they lie; the model must ignore surfaces, including patterned ones that look like
   product patterns.
 * **Fragments of other products** around the frame (other catalogue products, cut by the image
-  border): shelves and tables hold more than one product; the embedding must describe the framed
-  product, not everything visible, and not match a neighbour's logo.
+  border; in half of the products' photos one of them is a sibling from the same family): shelves
+  and tables hold more than one product, often variants side by side; the embedding must describe
+  the framed product, not everything visible, and not match a neighbour's logo.
 * **Perspective, rotation** (corner jitter up to 10 % of the product size, tilt ~N(0, 12 deg) with
   occasional strong tilts): a hand-held camera is never square to the product.
 * **Scale change and off-centre framing** (product 62-100 % of the frame width, centre moved by up
@@ -119,13 +120,20 @@ def plan_tasks(catalogue: Catalogue, seed: int, image_size: int, folder: str) ->
     """Image counts and background clutter per product, drawn from the seed (not from workers)."""
     rng = np.random.default_rng([seed, 4])
     everyone = catalogue.all
+    families: dict[tuple[str, str], list[int]] = {}
+    for index, spec in enumerate(everyone):
+        families.setdefault((spec.category, spec.colour), []).append(index)
     tasks = []
     for index, spec in enumerate(everyone):
         split = "train" if index < len(catalogue.train) else "test"
         distractor = index >= len(catalogue.train) + len(catalogue.test)
         n_shop = int(rng.integers(1, 3))
         n_user = 0 if distractor else int(rng.integers(2, 5))
-        others = [i for i in rng.choice(len(everyone), size=min(3, len(everyone)), replace=False) if i != index]
+        others = [int(i) for i in rng.choice(len(everyone), size=min(3, len(everyone)), replace=False) if i != index]
+        siblings = [i for i in families[(spec.category, spec.colour)] if i != index]
+        if siblings and rng.random() < 0.5:
+            # Shops shelve variants side by side: half the photos have a sibling in the clutter.
+            others.insert(0, siblings[int(rng.integers(len(siblings)))])
         clutter = tuple(everyone[i] for i in others[: int(rng.integers(1, 3))])
         tasks.append(_Task(index, spec, split, clutter, n_shop, n_user, seed, image_size, folder))
     return tasks

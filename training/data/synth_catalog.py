@@ -90,9 +90,17 @@ def _pick(rng: np.random.Generator, options: tuple | list):
     return options[int(rng.integers(len(options)))]
 
 
+def luma(colour: str) -> float:
+    r, g, b = PALETTE[colour]
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
 def _contrasting(rng: np.random.Generator, colour: str, exclude: str | None = None) -> str:
-    """A secondary colour far enough from the main one to be visible after a colour cast."""
-    options = [c for c in COLOURS if c != exclude and colour_distance(c, colour) > 110]
+    """A secondary colour that stays distinguishable from the main one after a colour cast, blur
+    and JPEG (which keeps luminance better than chroma): far in RGB *and* in luminance. Every main
+    colour has at least five such partners."""
+    options = [c for c in COLOURS
+               if c != exclude and colour_distance(c, colour) > 110 and abs(luma(c) - luma(colour)) > 45]
     return _pick(rng, options)
 
 
@@ -187,7 +195,7 @@ class Catalogue:
 
 
 def make_catalogue(rng: np.random.Generator, n_products: int, test_fraction: float,
-                   n_distractors: int, family_size: float = 5.0) -> Catalogue:
+                   n_distractors: int, family_size: float = 7.0) -> Catalogue:
     """Draw ``n_products`` products in families of about ``family_size``, split them by product
     into train and test, then add ``n_distractors`` test-split look-alikes of the test products
     (shop images only: they enlarge the gallery with near misses)."""

@@ -197,7 +197,7 @@ def _lighting(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         dist = xn * math.cos(b) + yn * math.sin(b) - rng.uniform(-0.3, 0.3)
         light *= 1.0 - rng.uniform(0.2, 0.4) / (1.0 + np.exp(-dist * 25))
     temp = rng.uniform(-1, 1)
-    gains = np.array([1 + 0.16 * temp, 1 + rng.uniform(-0.06, 0.06), 1 - 0.16 * temp], np.float32)
+    gains = np.array([1 + 0.2 * temp, 1 + rng.uniform(-0.07, 0.07), 1 - 0.2 * temp], np.float32)
     exposure = rng.uniform(0.72, 1.18)
     out = img * (light * exposure)[..., None] * gains
     sat = rng.uniform(0.7, 1.15)

@@ -374,6 +374,10 @@ def _rgb(name_or_rgb: str | tuple[int, int, int]) -> np.ndarray:
     return np.array(rgb, np.float32).reshape(1, 1, 3) / 255.0
 
 
+def _luma(rgb: np.ndarray) -> float:
+    return float(rgb.reshape(3) @ np.array([0.299, 0.587, 0.114], np.float32))
+
+
 def _mix(base: np.ndarray, colour: np.ndarray, cover: np.ndarray) -> np.ndarray:
     """``base`` blended towards ``colour`` by ``cover`` (in place: ``base`` is a private buffer)."""
     base += (colour - base) * cover[..., None]
@@ -390,10 +394,12 @@ def render_product(spec: ProductSpec, rng: np.random.Generator | None = None) ->
     rgb = _mix(rgb, second, pattern_coverage(spec, rng))
     patch, ink = _label_masks(spec, geo.label)
     if patch is not None:
+        # Ink on the cream label: the first of main colour, secondary colour, near-black that stands
+        # out in luminance (what survives blur and JPEG).
         rgb = _mix(rgb, _rgb(CREAM), patch)
-        ink_rgb = main if np.linalg.norm(main - _rgb(CREAM)) > 0.45 else _rgb(INK_DARK)
+        ink_rgb = next((c for c in (main, second) if _luma(_rgb(CREAM)) - _luma(c) > 0.35), _rgb(INK_DARK))
     else:
-        ink_rgb = second
+        ink_rgb = second  # chosen in the catalogue to contrast with the main colour
     rgb = _mix(rgb, ink_rgb, ink)
 
     alpha = geo.body.copy()

@@ -85,3 +85,22 @@ def test_ranked_metrics_by_hand() -> None:
     # Recall@1 = 0, Recall@5 = 1; AP@R = (1/2) * (0 + 1/2) = 0.25
     m = ranked_metrics(np.array([[1, 0, 0]]), np.array([0]), np.array([0, 1, 0]))
     assert m == {"recall@1": 0.0, "recall@5": 1.0, "recall@10": 1.0, "map@r": 0.25}
+
+
+def test_save_and_load_are_tied_to_the_base_model(tmp_path) -> None:
+    from deepproduct.training.checkpoint import CheckpointError
+    from deepproduct.training.models.ctx_rerank import load_reranker, save_reranker
+
+    torch.manual_seed(0)
+    base = build_embedding_net("tiny_cnn", 16, pretrained=False)
+    rr = CtxReranker(base, hidden=8, mix=0.3)
+    torch.nn.init.normal_(rr.att_score.weight)
+    path = save_reranker(tmp_path / "ctx.safetensors", rr)
+    back = load_reranker(path, base)
+    assert back.mix == 0.3
+    fmap = rr.feature_maps(torch.rand(2, 3, 64, 64))
+    cands = torch.nn.functional.normalize(torch.randn(4, 16), dim=-1)
+    with torch.no_grad():
+        torch.testing.assert_close(back.ctx_scores(fmap, cands), rr.ctx_scores(fmap, cands))
+    with pytest.raises(CheckpointError, match="fitted on another model"):
+        load_reranker(path, build_embedding_net("tiny_cnn", 16, pretrained=False))

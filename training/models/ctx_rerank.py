@@ -26,11 +26,15 @@ shop image of the batch, loss = -log sum_{positives} softmax(ctx / T) (T = 0.05)
 SDK integration (server side; the SDK engineer owns the call site): search the gallery index with
 the phone model as usual, take the top K (e.g. 20) ids and their index embeddings, then
 ``CtxReranker.rerank(query_x01, candidate_embeddings, index_scores)`` returns the new order.
+:func:`save_reranker` / :func:`load_reranker` store the fitted attention (safetensors, with the base
+checkpoint's embedding-space id, so a re-ranker is never applied to another model's index).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -205,3 +209,42 @@ def rerank_metrics(reranker: CtxReranker, test: CachedSplit, top_k: int = 20,
         reranked[sl, :k] = top.gather(1, new)
     return {"index": ranked_metrics(g_lab[order.numpy()], q_lab, g_lab),
             "reranked": ranked_metrics(g_lab[reranked.numpy()], q_lab, g_lab)}
+
+
+def save_reranker(path: str | Path, reranker: CtxReranker) -> Path:
+    """The re-ranker's own weights (not the base model's) and settings, tied to the base model."""
+    from safetensors.torch import save_file
+
+    from ..atomic import atomic_path
+    from ..checkpoint import embedding_space_id
+
+    state = {k: v.detach().contiguous().cpu() for k, v in reranker.state_dict().items() if not k.startswith("model.")}
+    meta = {"format": "deepproduct-ctx-reranker", "embedding_space_id": embedding_space_id(reranker.model),
+            "config": json.dumps({"hidden": reranker.att_feat.out_channels, "mix": reranker.mix,
+                                  "temperature": reranker.temperature})}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return path
+
+
+def load_reranker(path: str | Path, model: EmbeddingNet) -> CtxReranker:
+    """Rebuild a saved re-ranker on ``model`` (which must be the base model it was fitted on)."""
+    from safetensors.torch import load_file, safe_open
+
+    from ..checkpoint import CheckpointError, embedding_space_id
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != "deepproduct-ctx-reranker":
+        raise CheckpointError(f"{path}: not a DeepProduct CtxYNet re-ranker")
+    if meta.get("embedding_space_id") != embedding_space_id(model):
+        raise CheckpointError(f"{path}: fitted on another model (embedding space "
+                              f"{meta.get('embedding_space_id', '?')[:12]}...); refit it on this checkpoint")
+    cfg = json.loads(meta["config"])
+    reranker = CtxReranker(model, hidden=int(cfg["hidden"]), mix=float(cfg["mix"]),
+                           temperature=float(cfg["temperature"]))
+    missing, unexpected = reranker.load_state_dict(load_file(str(path)), strict=False)
+    if unexpected or any(not k.startswith("model.") for k in missing):
+        raise CheckpointError(f"{path}: weights do not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return reranker.eval()

@@ -84,15 +84,18 @@ def main() -> None:
 @click.option("--warmup", default=10, show_default=True, help="Untimed runs first.")
 @click.option("--batch", "throughput_batch", default=32, show_default=True, help="Batch for images/s (0: skip).")
 @click.option("--batch-runs", default=10, show_default=True, help="Timed runs at that batch.")
+@click.option("--rounds", default=1, show_default=True,
+              help="Repeat round-robin and keep each configuration's best median (shared machines).")
 @click.option("--only", help="Comma-separated artefact keys or formats (onnx/int8,tflite,pytorch).")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="JSON-lines file to append to.")
 def models(export_dir: str, checkpoint: str | None, threads: str, runs: int, warmup: int, throughput_batch: int,
-           batch_runs: int, only: str | None, out: str) -> None:
+           batch_runs: int, rounds: int, only: str | None, out: str) -> None:
     """Host latency (batch 1 per thread count, images/s at batch 32), size, params and MACs."""
     from .model_bench import bench_models
 
     records = bench_models(export_dir, checkpoint=checkpoint, threads=_threads(threads), runs=runs, warmup=warmup,
-                           throughput_batch=throughput_batch, throughput_runs=batch_runs, only=_only(only))
+                           throughput_batch=throughput_batch, throughput_runs=batch_runs, rounds=rounds,
+                           only=_only(only))
     _echo_table(records, "latency")
     _echo_table(records, "skipped")
     _save(records, out)
@@ -127,15 +130,16 @@ def accuracy(export_dir: str, data: str, checkpoint: str | None, split: str, bat
 @click.option("--runs", default=20, show_default=True, help="Timed calls (capped by --budget seconds).")
 @click.option("--budget", default=8.0, show_default=True, help="Seconds of timed calls per configuration.")
 @click.option("--storage", default="float32,int8", show_default=True)
+@click.option("--prototype", is_flag=True, help="Also time the int8 MatMulInteger prototype (int8_scan_prototype).")
 @click.option("--out", default=DEFAULT_OUT, show_default=True)
 def search(sizes: str, dim: int, batches: str, threads: str, k: int, runs: int, budget: float, storage: str,
-           out: str) -> None:
+           prototype: bool, out: str) -> None:
     """The SDK's exact search (float32/int8) vs faiss IndexFlatIP and the bandwidth bound."""
     from .search_bench import bench_search
 
     storages = tuple(s.strip() for s in storage.split(",") if s.strip())
     records = bench_search(_ints(sizes), dim=dim, batches=_ints(batches), k=k, threads=_threads(threads),
-                           storages=storages, runs=runs, budget_s=budget)
+                           storages=storages, runs=runs, budget_s=budget, prototype=prototype)
     bw = next(r for r in records if r["kind"] == "bandwidth")
     click.echo(f"  copy bandwidth {bw['copy_gb_per_s']:.2f} GB/s")
     _echo_table(records, "search")

@@ -52,6 +52,23 @@ def _pct(v: float | None) -> str:
     return "--" if v is None else f"{100 * v:.1f}"
 
 
+def _search_label(key: str) -> str:
+    """``sdk-GalleryIndex:int8`` -> ``SDK int8``; prototypes keep their name."""
+    impl, _, storage = key.partition(":")
+    return f"SDK {storage}" if impl == "sdk-GalleryIndex" else f"{impl} {storage}"
+
+
+def _search_order(key: str) -> tuple:
+    return (not key.startswith("sdk-"), key)
+
+
+def _ratio(ours: float, theirs: float | None) -> str:
+    if not theirs:
+        return "--"
+    ratio = ours / theirs
+    return f"{ratio:.2f}x " + ("✓" if ratio <= SEARCH_RATIO_TARGET else "✗")
+
+
 def _mb(v: int | None) -> str:
     return "--" if v is None else f"{v / 1e6:.2f}"
 
@@ -196,27 +213,28 @@ class Report:
         rows = []
         for (n, batch, threads, _dim), g in sorted(groups.items()):
             faiss = g.get("faiss-IndexFlatIP:float32")
-            for storage in ("float32", "int8"):
-                ours = g.get(f"sdk-GalleryIndex:{storage}")
-                if not ours:
-                    continue
-                ratio = ours["median_ms"] / faiss["median_ms"] if faiss else None
+            faiss_runs = [v["median_ms"] for key, v in g.items() if key.startswith("faiss")]
+            best = min(faiss_runs) if faiss_runs else None
+            for key in sorted((key for key in g if not key.startswith("faiss")), key=_search_order):
+                ours = g[key]
                 bound = ours.get("bandwidth_bound_ms")
-                rows.append([f"{n:,}", str(batch), str(threads), storage, _ms(ours["median_ms"]),
+                rows.append([f"{n:,}", str(batch), str(threads), _search_label(key), _ms(ours["median_ms"]),
                              _ms(faiss["median_ms"]) if faiss else "--",
-                             "--" if ratio is None else f"{ratio:.2f}x" + (" ✓" if ratio <= SEARCH_RATIO_TARGET else " ✗"),
+                             _ratio(ours["median_ms"], faiss["median_ms"] if faiss else None),
+                             _ms(best), _ratio(ours["median_ms"], best),
                              _ms(bound), "--" if not bound else f"{ours['median_ms'] / bound:.1f}x",
-                             _mb(ours["index_bytes"]), _mb(faiss["index_bytes"]) if faiss else "--",
-                             _mb(ours.get("working_bytes")), f"{ours.get('overlap_at_k', 0):.3f}"])
+                             _mb(ours["index_bytes"]), _mb(ours.get("working_bytes")),
+                             f"{ours.get('overlap_at_k', 0):.3f}"])
         bw_text = (f"Copy bandwidth of this machine: {bw[0]['copy_gb_per_s']:.1f} GB/s "
                    f"({bw[0]['method']}); the bound is the scanned vector bytes at that rate.\n\n") if bw else ""
         k = recs[0]["k"]
         return (f"## Exact search vs faiss IndexFlatIP (dim {recs[0]['dim']}, top-{k})\n\n" + bw_text
-                + _table(["gallery", "batch", "threads", "storage", "ours ms", "faiss ms", "ours / faiss",
-                          "bandwidth bound ms", "ours / bound", "index MB", "faiss MB", "working MB",
-                          f"overlap@{k} with faiss"], rows, "lrrlrrrrrrrrr")
-                + f"\n✓: within {SEARCH_RATIO_TARGET}x of faiss. Latency per call (one batch of queries). "
-                  "faiss scans float32; ours scans the stored dtype.\n")
+                + _table(["gallery", "batch", "threads", "ours", "ours ms", "faiss ms", "ours / faiss",
+                          "best faiss ms", "ours / best faiss", "bandwidth bound ms", "ours / bound", "index MB",
+                          "working MB", f"overlap@{k} with faiss"], rows, "lrrlrrrrrrrrrr")
+                + f"\n✓: within {SEARCH_RATIO_TARGET}x. Latency per call (one batch of queries). faiss: as shipped; "
+                  "best faiss: the faster of as-shipped and BLAS forced (`distance_compute_blas_threshold = 0`). "
+                  "faiss scans float32 (index MB = 4 bytes x dim per vector); ours scans the stored dtype.\n")
 
     def devices(self) -> str:
         recs = sorted((r for r in self.by_kind["latency"] if r["source"] != "host"),
@@ -297,7 +315,8 @@ class Report:
             for r in recs:
                 if r["batch"] != batch or r["threads"] != threads:
                     continue
-                name = "faiss IndexFlatIP" if r["impl"].startswith("faiss") else f"ours {r['storage']}"
+                name = (r["impl"].replace("-", " ", 1) if r["impl"].startswith("faiss")
+                        else _search_label(f"{r['impl']}:{r['storage']}"))
                 series[name].append((r["gallery_size"], r["median_ms"]))
                 if r["storage"] == "int8" and r.get("bandwidth_bound_ms"):
                     bound[r["gallery_size"]] = r["bandwidth_bound_ms"]

@@ -1,8 +1,11 @@
 """One small runner per runtime, all behind the same two calls, so every artefact is timed alike.
 
 ``prepare`` turns an NCHW float32 [0, 1] batch into the runtime's own input (layout, batch
-resize) outside the timed region; ``infer`` is exactly what a phone app calls per frame.
-Runtimes are imported lazily: a host without LiteRT or torch still benchmarks what it has.
+resize) outside the timed region; ``infer`` is only the runtime's inference call. Why not the
+SDK's embedders: those add preprocessing and output checks around the call, run LiteRT one
+image per call and cannot switch on ONNX Runtime profiling; a benchmark needs the bare call
+at a chosen thread count and batch. Runtimes are imported lazily: a host without LiteRT or
+torch still benchmarks what it has.
 """
 
 from __future__ import annotations
@@ -147,8 +150,10 @@ class TFLiteRunner:
             self._out = next(o for o in self.interpreter.get_output_details() if o["index"] == self._out["index"])
             self._shape = tuple(x.shape)
         dtype = self._in["dtype"]
-        if dtype != np.float32:  # a fully integer input: quantise with the tensor's own parameters
+        if dtype != np.float32:  # an integer input: quantise with the tensor's own parameters
             scale, zero = self._in["quantization"]
+            if not scale:  # image-typed uint8 input that scales by 1/255 itself (as the SDK feeds it)
+                scale, zero = 1 / 255, 0
             info = np.iinfo(dtype)
             x = np.clip(np.rint(x / scale + zero), info.min, info.max).astype(dtype)
         return np.ascontiguousarray(x)

@@ -88,16 +88,21 @@ def test_profile_smoke(tiny_export: Path, tmp_path: Path) -> None:
 
 def test_search_smoke() -> None:
     records = bench_search([2000], batches=[1, 3], runs=2, warmup=1, budget_s=0.5, bandwidth_bytes=32 << 20,
-                           progress=False)
+                           prototype=True, progress=False)
     kinds = [r["kind"] for r in records]
     assert kinds[0] == "bandwidth" and records[0]["copy_gb_per_s"] > 0
     found = {(r["impl"], r["storage"], r["batch"]): r for r in records if r["kind"] == "search"}
-    assert set(found) == {(i, s, b) for i, s in (("faiss-IndexFlatIP", "float32"), ("sdk-GalleryIndex", "float32"),
-                                                 ("sdk-GalleryIndex", "int8")) for b in (1, 3)}
+    impls = (("faiss-IndexFlatIP", "float32"), ("faiss-IndexFlatIP-blas", "float32"), ("sdk-GalleryIndex", "float32"),
+             ("sdk-GalleryIndex", "int8"), ("prototype-ort-MatMulInteger", "int8"))
+    assert set(found) == {(i, s, b) for i, s in impls for b in (1, 3)}
     f32 = found[("sdk-GalleryIndex", "float32", 3)]
     assert f32["overlap_at_k"] >= 0.99 and f32["bytes_scanned"] == 2000 * 128 * 4
     assert found[("sdk-GalleryIndex", "int8", 1)]["bytes_scanned"] == 2000 * 128
-    assert f32["ratio_to_faiss"] > 0 and f32["bandwidth_bound_ms"] > 0
+    assert f32["ratio_to_faiss"] > 0 and f32["ratio_to_best_faiss"] >= f32["ratio_to_faiss"]
+    assert f32["bandwidth_bound_ms"] > 0
+    for batch in (1, 3):  # the prototype re-scores exactly: the same top-k as the SDK's int8 scan
+        assert found[("prototype-ort-MatMulInteger", "int8", batch)]["overlap_at_k"] == \
+            found[("sdk-GalleryIndex", "int8", batch)]["overlap_at_k"]
 
 
 def test_quick_writes_a_report(tiny_export: Path, tmp_path: Path) -> None:

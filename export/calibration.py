@@ -1,0 +1,162 @@
+"""Image sets for calibration and parity: a folder, a dataset manifest, or the embedded benchmark.
+
+Quantisation statistics must come from deployment-like photos (calibrating on noise ruined int8
+here: cosine 0.3-0.55, docs/export.md), so the default is the embedded benchmark's held-out
+split -- the same photos the parity check and Recall@1 use. Every image goes through
+:func:`deepproduct.sdk.preprocessing.preprocess_image`, the one preprocessing of the project.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from deepproduct.sdk.preprocessing import (
+    ImageDecodeError,
+    PreprocessingSpec,
+    is_image_path,
+    preprocess_image,
+)
+
+from .errors import CalibrationError
+
+#: Benchmark generated when no --calib is given (a cache beside the temporary export folder).
+DEFAULT_BENCHMARK_PRODUCTS = 40
+DEFAULT_BENCHMARK_SEED = 0
+
+
+@dataclass
+class ImageSet:
+    """Image files, with product ids and domains when a dataset manifest supplied them."""
+
+    paths: list[Path]
+    product_ids: list[str] | None = None
+    domains: list[str] | None = None  # 'shop' | 'user'
+    source: str = ""
+    skipped: list[str] = field(default_factory=list)  # unreadable files, with the reason
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.product_ids is not None and self.domains is not None
+
+    def subset(self, index: list[int]) -> ImageSet:
+        return ImageSet([self.paths[i] for i in index],
+                        [self.product_ids[i] for i in index] if self.product_ids else None,
+                        [self.domains[i] for i in index] if self.domains else None,
+                        self.source, list(self.skipped))
+
+
+def _folder_images(folder: Path) -> ImageSet:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return ImageSet([p for p in files if is_image_path(p)] or files, source=str(folder))
+
+
+def _manifest_images(csv_path: Path, split: str = "test") -> ImageSet:
+    try:
+        from deepproduct.sdk.dataset_manifest import read_dataset_manifest
+    except ImportError as exc:  # the data engineer's reader; a clear message until it lands
+        raise CalibrationError(f"cannot read dataset manifest {csv_path}: {exc}") from exc
+    try:
+        manifest = read_dataset_manifest(csv_path)
+    except Exception as exc:  # the reader's own errors name the bad row
+        raise CalibrationError(f"{csv_path}: not a readable dataset manifest ({exc})") from exc
+    rows = manifest.select(split=split) or list(manifest.rows)
+    return ImageSet([Path(manifest.abspath(r)) for r in rows], [str(r.product_id) for r in rows],
+                    [str(r.domain) for r in rows], source=f"{csv_path} ({split} split)")
+
+
+def synthesise_benchmark(out_dir: Path, products: int = DEFAULT_BENCHMARK_PRODUCTS,
+                         seed: int = DEFAULT_BENCHMARK_SEED) -> Path:
+    """Generate the embedded benchmark (what ``dp-data synth`` writes); returns its manifest.csv."""
+    manifest = out_dir / "manifest.csv"
+    if manifest.is_file():
+        return manifest
+    try:
+        from deepproduct.training.data.synth import generate_synthetic_dataset
+
+        return Path(generate_synthetic_dataset(out_dir, n_products=products, seed=seed, workers=1))
+    except Exception as exc:  # noqa: BLE001 - any generator failure: say how to bypass it
+        raise CalibrationError(f"could not generate the default benchmark for calibration ({exc}); "
+                               "pass --calib FOLDER_OR_MANIFEST") from exc
+
+
+def resolve_image_source(source: str | Path | None, cache_dir: Path) -> ImageSet:
+    """``--calib`` value -> the candidate images (not yet checked for readability)."""
+    if source is None:
+        return _manifest_images(synthesise_benchmark(cache_dir / "benchmark"))
+    path = Path(source)
+    if path.is_dir():
+        found = _folder_images(path)
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        found = _manifest_images(path)
+    elif path.exists():
+        raise CalibrationError(f"{path}: --calib wants a folder of images or a dataset manifest .csv")
+    else:
+        raise CalibrationError(f"calibration source not found: {path}")
+    if not found.paths:
+        raise CalibrationError(f"no images in the calibration source {path}")
+    return found
+
+
+def load_tensors(images: ImageSet, spec: PreprocessingSpec, count: int | None = None, *,
+                 layout: str = "NCHW", seed: int = 0,
+                 select: Callable[[ImageSet, int, int], list[int]] | None = None
+                 ) -> tuple[ImageSet, np.ndarray]:
+    """Preprocess up to ``count`` readable images; unreadable ones are skipped and listed.
+
+    Raises :class:`CalibrationError` when not one image is readable.
+    """
+    order = (select or sample_indices)(images, count or len(images), seed)
+    kept: list[int] = []
+    arrays: list[np.ndarray] = []
+    skipped: list[str] = []
+    for i in order:
+        try:
+            arrays.append(preprocess_image(images.paths[i], spec, layout))
+            kept.append(i)
+        except ImageDecodeError as exc:
+            skipped.append(str(exc))
+        if count and len(kept) >= count:
+            break
+    if not arrays:
+        shown = "; ".join(skipped[:3])
+        raise CalibrationError(f"no readable images in {images.source} "
+                               f"({len(images)} file(s) tried{': ' + shown if shown else ''})")
+    chosen = images.subset(kept)
+    chosen.skipped = skipped
+    return chosen, np.concatenate(arrays, axis=0)
+
+
+def sample_indices(images: ImageSet, count: int, seed: int) -> list[int]:
+    """A seeded shuffle of every index (readability is checked later, in this order)."""
+    order = list(range(len(images)))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def whole_product_indices(images: ImageSet, count: int, seed: int) -> list[int]:
+    """Indices of whole products (all their images) up to about ``count`` images.
+
+    Recall@1 needs each query's product in the gallery, so a parity subset keeps products whole;
+    without labels it falls back to a seeded sample.
+    """
+    if not images.has_labels:
+        return sample_indices(images, count, seed)
+    by_product: dict[str, list[int]] = {}
+    for i, pid in enumerate(images.product_ids or []):
+        by_product.setdefault(pid, []).append(i)
+    products = sorted(by_product)
+    random.Random(seed).shuffle(products)
+    out: list[int] = []
+    for pid in products:
+        if out and len(out) + len(by_product[pid]) > count:
+            break
+        out.extend(by_product[pid])
+    return out

@@ -25,7 +25,7 @@ from deepproduct.sdk.preprocessing import (
 from .errors import CalibrationError
 
 #: Benchmark generated when no --calib is given (a cache beside the temporary export folder).
-DEFAULT_BENCHMARK_PRODUCTS = 40
+DEFAULT_BENCHMARK_PRODUCTS = 100
 DEFAULT_BENCHMARK_SEED = 0
 
 

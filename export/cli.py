@@ -64,16 +64,21 @@ def main() -> None:
               "(default: the embedded benchmark's held-out split, generated with dp-data synth).")
 @click.option("--image-size", type=int, default=None, help="Input size S (default: the checkpoint's).")
 @click.option("--calib-count", type=click.IntRange(1, 10000), default=64, show_default=True)
-@click.option("--parity-images", type=click.IntRange(2, 10000), default=64, show_default=True)
+@click.option("--parity-images", type=click.IntRange(2, 10000), default=256, show_default=True,
+              help="Held-out images (whole products) for cosine and Recall@1; Core ML's numpy evaluator "
+                   "uses a 48-image subset of them.")
 @click.option("--name", "model_name", default=None, help="Model name in the manifest (default: checkpoint name).")
 @click.option("--model-version", default="1", show_default=True)
 @click.option("--author", default="DeepProduct", show_default=True)
 @click.option("--license", "license_", default="Apache-2.0", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
 @click.option("--no-clients", is_flag=True, help="Skip the MediaPipe / Task Library client checks.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the export report (markdown parity table) to this file.")
 def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: str | None,
                image_size: int | None, calib_count: int, parity_images: int, model_name: str | None,
-               model_version: str, author: str, license_: str, overwrite: bool, no_clients: bool) -> None:
+               model_version: str, author: str, license_: str, overwrite: bool, no_clients: bool,
+               report_path: Path | None) -> None:
     """Export CHECKPOINT (NAME.safetensors) into the folder --out."""
     from .pipeline import ExportOptions, export
 
@@ -89,6 +94,12 @@ def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: 
         raise click.UsageError(str(exc)) from exc
     except ExportError as exc:
         _fail(exc)
+    if report_path is not None:
+        from deepproduct.training.atomic import write_text_atomic
+
+        from .pipeline import REPORT_FILE
+
+        write_text_atomic(report_path, (result.out / REPORT_FILE).read_text(encoding="utf-8"))
     click.echo(result.table)
     click.echo("")
     click.echo(_artefact_table(result.manifest))

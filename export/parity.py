@@ -67,9 +67,12 @@ class ArtefactParity:
     max_recall_drop_points: float | None
     passed: bool
     failures: list[str] = field(default_factory=list)
+    images: int = 0
+    reference_recall_at_1: float | None = None
 
     def to_dict(self) -> dict:
-        return {"runtime": self.runtime, "cosine_mean": round(self.cosine_mean, 7),
+        return {"runtime": self.runtime, "images": self.images,
+                "reference_recall_at_1": self.reference_recall_at_1, "cosine_mean": round(self.cosine_mean, 7),
                 "cosine_min": round(self.cosine_min, 7), "threshold": self.threshold,
                 "recall_at_1": None if self.recall_at_1 is None else round(self.recall_at_1, 4),
                 "recall_drop_points": None if self.recall_drop_points is None else round(self.recall_drop_points, 2),
@@ -92,7 +95,7 @@ def judge(key: str, runtime: str, embeddings: np.ndarray, reference: np.ndarray,
         failures.append(f"Recall@1 {r1:.4f} is {drop:.2f} points below fp32 ({reference_recall:.4f}); "
                         f"allowed {max_drop}")
     return ArtefactParity(key, runtime, float(cos.mean()), float(cos.min()), threshold, r1, drop,
-                          max_drop, not failures, failures)
+                          max_drop, not failures, failures, len(embeddings), reference_recall)
 
 
 # ------------------------------------------------------------------------------ clients

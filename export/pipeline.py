@@ -48,7 +48,7 @@ class ExportOptions:
     calib: str | None = None
     image_size: int | None = None
     calib_count: int = 64
-    parity_images: int = 64
+    parity_images: int = 256
     model_name: str | None = None
     model_version: str = "1"
     author: str = "DeepProduct"

@@ -23,14 +23,16 @@ def render(manifest: dict) -> str:
         f"from {p.get('source')}. Reference: PyTorch fp32, Recall@1 {_r(p.get('reference_recall_at_1'))}. "
         f"Verdict: **{'all thresholds met' if p['passed'] else 'FAILED'}**.",
         "",
-        "| artefact | runtime | size | mean cosine | min cosine | threshold | Recall@1 | drop (points) | ok |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| artefact | runtime | size | images | mean cosine | min cosine | threshold | Recall@1 (PyTorch) "
+        "| drop (points) | ok |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for a in manifest["artefacts"]:
         for r in a["parity"]:
             drop = r.get("recall_drop_points")
-            lines.append(f"| {a['file']} | {r['runtime']} | {a['size_bytes'] / 1e6:.2f} MB | {r['cosine_mean']:.6f} | "
-                         f"{r['cosine_min']:.6f} | {r['threshold']} | {_r(r.get('recall_at_1'))} | "
+            lines.append(f"| {a['file']} | {r['runtime']} | {a['size_bytes'] / 1e6:.2f} MB | {r.get('images')} | "
+                         f"{r['cosine_mean']:.6f} | {r['cosine_min']:.6f} | {r['threshold']} | "
+                         f"{_r(r.get('recall_at_1'))} ({_r(r.get('reference_recall_at_1'))}) | "
                          f"{'-' if drop is None else f'{drop:.1f}'} | {'yes' if r['passed'] else 'NO'} |")
     clients = [(a["file"], a["clients"]) for a in manifest["artefacts"] if a.get("clients")]
     if clients:

@@ -19,7 +19,7 @@ from deepproduct.sdk.model_manifest import load_model_manifest
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 
 from . import parity_set as ps
-from .calibration import ImageSet
+from .calibration import ImageSet, whole_product_indices
 from .errors import ExportError
 from .parity import ArtefactParity, judge, recall_at_1
 from .runtimes import (
@@ -71,20 +71,22 @@ class ParityReport:
         return out
 
     def table(self) -> str:
-        rows = [("artefact", "runtime", "cos mean", "cos min", "threshold", "R@1", "drop", "ok")]
-        rows.append(("pytorch/fp32", "torch (reference)", "1", "1", "-", _fmt(self.reference_recall), "-", "-"))
+        rows = [("artefact", "runtime", "images", "cos mean", "cos min", "threshold", "R@1 (ref)", "drop", "ok")]
+        rows.append(("pytorch/fp32", "torch (reference)", str(self.images), "1", "1", "-",
+                     _fmt(self.reference_recall), "-", "-"))
         for key, rs in self.results.items():
             for r in rs:
-                rows.append((key, r.runtime, f"{r.cosine_mean:.6f}", f"{r.cosine_min:.6f}", str(r.threshold),
-                             _fmt(r.recall_at_1), "-" if r.recall_drop_points is None else f"{r.recall_drop_points:.1f}",
+                rows.append((key, r.runtime, str(r.images), f"{r.cosine_mean:.6f}", f"{r.cosine_min:.6f}",
+                             str(r.threshold), f"{_fmt(r.recall_at_1)} ({_fmt(r.reference_recall_at_1)})",
+                             "-" if r.recall_drop_points is None else f"{r.recall_drop_points:.1f}",
                              "yes" if r.passed else "NO"))
         for key, c in self.clients.items():
             for name in ("task_library", "mediapipe"):
                 if name in c:
                     s = c[name]["input_size"]
-                    rows.append((key, f"{name} @ input size", f"{s['mean']:.6f}", f"{s['min']:.6f}",
-                                 str(c["threshold"]) if c.get("gated") else "(measured)", "-", "-",
-                                 "yes" if c.get("passed") else "NO"))
+                    rows.append((key, f"{name} @ input size", str(s["count"]), f"{s['mean']:.6f}",
+                                 f"{s['min']:.6f}", str(c["threshold"]) if c.get("gated") else "(measured)",
+                                 "-", "-", "yes" if c.get("passed") else "NO"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -95,28 +97,41 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
+#: The numpy MIL evaluator costs ~0.5-1 s per 224-px image: Core ML runs on a whole-product subset.
+COREML_PARITY_IMAGES = 48
+
+
 def measure(folder: Path, artefacts: list[ArtefactSpec], pset: ps.ParitySet, spec: PreprocessingSpec,
-            say: Say, clients: bool = True, workdir: Path | None = None) -> ParityReport:
-    images = pset.tensors(spec)
-    reference = pset.reference
-    labels = pset.images
-    ref_recall = recall_at_1(reference, labels.product_ids, labels.domains)
-    domains = labels.domains or []
-    report = ParityReport(ref_recall, len(images), len(set(labels.product_ids)) if labels.product_ids else None,
+            say: Say, clients: bool = True, workdir: Path | None = None,
+            coreml_images: int = COREML_PARITY_IMAGES) -> ParityReport:
+    all_images = pset.tensors(spec)
+    all_reference = pset.reference
+    all_labels = pset.images
+    ref_recall = recall_at_1(all_reference, all_labels.product_ids, all_labels.domains)
+    subset = (list(range(len(all_labels))) if len(all_labels) <= coreml_images
+              else sorted(whole_product_indices(all_labels, coreml_images, seed=0)))
+    domains = all_labels.domains or []
+    report = ParityReport(ref_recall, len(all_images),
+                          len(set(all_labels.product_ids)) if all_labels.product_ids else None,
                           domains.count("user"), domains.count("shop"))
     for a in artefacts:
         path = folder / a.file
+        if a.format == "coreml":
+            images, reference, labels = all_images[subset], all_reference[subset], all_labels.subset(subset)
+        else:
+            images, reference, labels = all_images, all_reference, all_labels
+        set_recall = recall_at_1(reference, labels.product_ids, labels.domains)
         threshold = COSINE_THRESHOLDS[(a.format, a.precision)]
         max_drop = MAX_RECALL_DROP_POINTS if a.precision not in ("fp32",) else None
         runs: list[tuple[str, Callable[[], np.ndarray]]] = []
         if a.format == "onnx":
-            runs.append(("onnxruntime", lambda p=path: run_onnx(p, images)))
+            runs.append(("onnxruntime", lambda p=path, x=images: run_onnx(p, x)))
         elif a.format == "tflite":
-            runs.append(("ai-edge-litert", lambda p=path: run_tflite(p, nchw_to_nhwc(images))))
+            runs.append(("ai-edge-litert", lambda p=path, x=images: run_tflite(p, nchw_to_nhwc(x))))
         elif a.format == "coreml":
-            runs.append(("mil-evaluator (numpy)", lambda p=path: run_coreml_mil(p, images)))
+            runs.append(("mil-evaluator (numpy)", lambda p=path, x=images: run_coreml_mil(p, x)))
             if coreml_predict_available():
-                runs.append(("coreml predict (macOS)", lambda p=path: run_coreml_predict(p, images)))
+                runs.append(("coreml predict (macOS)", lambda p=path, x=images: run_coreml_predict(p, x)))
         report.results[a.key] = []
         for runtime, fn in runs:
             say(f"  parity {a.key} via {runtime} on {len(images)} images")
@@ -125,10 +140,10 @@ def measure(folder: Path, artefacts: list[ArtefactSpec], pset: ps.ParitySet, spe
             except Exception as exc:  # noqa: BLE001 - a runtime refusing the file is a failed check
                 report.results[a.key].append(ArtefactParity(
                     a.key, runtime, float("nan"), float("nan"), threshold, None, None, max_drop, False,
-                    [f"{runtime} could not run it: {type(exc).__name__}: {str(exc)[:300]}"]))
+                    [f"{runtime} could not run it: {type(exc).__name__}: {str(exc)[:300]}"], len(images)))
                 continue
             r = judge(a.key, runtime, embeddings, reference, threshold, labels.product_ids, labels.domains,
-                      ref_recall, max_drop)
+                      set_recall, max_drop)
             report.results[a.key].append(r)
         if a.format == "tflite" and clients:
             from .client_checks import check_clients

@@ -56,7 +56,7 @@ def exported(checkpoint, tiny_manifest, tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("export") / "tiny_export"
     result = CliRunner().invoke(main, [str(checkpoint), "--out", str(out), "--quantize", QUANTIZE,
                                        "--calib", str(tiny_manifest), "--calib-count", "8",
-                                       "--parity-images", "16"])
+                                       "--parity-images", "16", "--report", str(out.parent / "report.md")])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return out, result.output
 
@@ -82,6 +82,8 @@ def test_cli_prints_progress_and_summary(exported):
     out, output = exported
     assert "[1] load checkpoint" in output and "parity by real runtimes" in output
     assert "coreml/palette6" in output and "mediapipe @ input size" in output
+    report = (out.parent / "report.md").read_text()
+    assert report == (out / "export_report.md").read_text() and "| model_int8.tflite |" in report
     assert not list(out.parent.glob(f".{out.name}.tmp-*")), "temporary folder left behind"
 
 

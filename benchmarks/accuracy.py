@@ -59,10 +59,10 @@ def retrieval_scores(emb: np.ndarray, labels: np.ndarray, is_query: np.ndarray) 
 
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Mean and minimum row-wise cosine (rows re-normalised: a runtime may drift off the sphere)."""
-    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    cos = np.einsum("ij,ij->i", an.astype(np.float64), bn.astype(np.float64))
+    """Mean and minimum row-wise cosine (the exporter's own parity measure)."""
+    from deepproduct.export.parity import cosines
+
+    cos = cosines(a, b)
     return float(cos.mean()), float(cos.min())
 
 

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from deepproduct.export.manifest import size_of
+
 from .machine import describe_host, usable_cores
-from .model_stats import model_counts, size_on_disk
+from .model_stats import model_counts
 from .runners import ArtefactRef, NotRunnableHere, discover_artefacts, make_runner
 from .schema import make_record, new_run_id
 from .timing import TimingStats, time_calls
@@ -62,7 +64,7 @@ def bench_models(export_dir: str | os.PathLike, *, checkpoint: str | os.PathLike
     counts = model_counts(onnx_files, next((r.path for r in refs if r.format == "pytorch"), None))
     records = [
         make_record("model_size", machine=describe_host(), run_id=run_id, artefact=r.key, format=r.format,
-                    precision=r.precision, file=Path(r.path).name, size_bytes=size_on_disk(r.path),
+                    precision=r.precision, file=Path(r.path).name, size_bytes=size_of(Path(r.path)),
                     params=counts.params, macs=counts.macs, counts_source=counts.source,
                     model=manifest.model_name, backbone=manifest.backbone)
         for r in refs if Path(r.path).exists()

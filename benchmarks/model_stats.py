@@ -28,14 +28,6 @@ class ModelCounts:
     source: str  # "onnx-graph:<file>" | "thop" | "unavailable"
 
 
-def size_on_disk(path: str | os.PathLike) -> int:
-    """Bytes of a file, or of everything under a folder (a Core ML .mlpackage)."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
-
-
 def onnx_graph_counts(path: str | os.PathLike) -> ModelCounts:
     """Parameters of the weighted ops and their MACs for one image (batch fixed to 1)."""
     import onnx

@@ -78,18 +78,14 @@ def _checkpoint_from_manifest(manifest: ModelManifest) -> Path | None:
 
 def checkpoint_matches(manifest: ModelManifest, checkpoint: str | os.PathLike) -> bool | None:
     """Whether ``checkpoint`` is the one the export was made from (None: the manifest does not say)."""
-    import hashlib
+    from deepproduct.export.manifest import sha256_file
 
     source = (manifest.raw.get("model") or {}).get("source_checkpoint") or {}
     expected = source.get("sha256") if isinstance(source, dict) else None
     path = Path(checkpoint)
     if not expected or not path.is_file():
         return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest() == expected
+    return sha256_file(path) == expected
 
 
 class OnnxRunner:

@@ -9,18 +9,14 @@ calibration: the weights are random anyway) and optionally TFLite fp32 (litert-t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from deepproduct.export.manifest import sha256_file
 from deepproduct.sdk.preprocessing import PreprocessingSpec
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_tiny_export(out: str | Path, *, tflite: bool = False, embedding_dim: int = 16, seed: int = 0) -> Path:
@@ -62,11 +58,11 @@ def write_tiny_export(out: str | Path, *, tflite: bool = False, embedding_dim: i
         "format": "deepproduct-model-manifest",
         "manifest_version": 1,
         "model": {"name": "tiny", "version": "0", "backbone": "tiny_cnn", "embedding_dim": embedding_dim,
-                  "source_checkpoint": {"file": checkpoint.name, "sha256": _sha256(checkpoint)}},
+                  "source_checkpoint": {"file": checkpoint.name, "sha256": sha256_file(checkpoint)}},
         "embedding_space_id": embedding_space_id(model),
         "preprocessing": spec.to_dict(),
         "artefacts": [{"file": p.name, "format": f, "precision": prec, "layout": layout, "input_name": "image",
-                       "output_name": "embedding", "sha256": _sha256(p)} for f, prec, p, layout in artefacts],
+                       "output_name": "embedding", "sha256": sha256_file(p)} for f, prec, p, layout in artefacts],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return out

@@ -1,0 +1,82 @@
+# DeepProduct: `make demo` runs the whole path on the embedded benchmark; `make test` runs every test.
+# Both set themselves up (make setup) on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deepproduct-installed
+DEMO ?= runs/demo
+SEED ?= 0
+PRODUCTS ?= 400
+
+.PHONY: setup demo test lint test-python test-android test-ios test-web clean
+
+setup: $(STAMP)
+	@# Isolated environments for the TFLite Task Library (protobuf<4) and MediaPipe clients
+	@# (idempotent: a quick check when they are up to date).
+	bash export/setup_client_envs.sh
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[train,export,bench,dev,litert]'
+	touch $@
+
+CKPT := $(DEMO)/train/robust_multitask/checkpoints/last.safetensors
+DP_MANIFEST := $(DEMO)/data/manifest.csv
+
+demo: setup
+	@echo "== 1/5 embedded benchmark data"
+	$(BIN)/dp-data synth --out $(DEMO)/data --products $(PRODUCTS) --seed $(SEED)
+	@echo "== 2/5 training: off-the-shelf, classical contrastive, robust contrastive + multitask"
+	$(BIN)/dp-train --config configs/demo.yaml --eval-only --off-the-shelf --quiet name=offtheshelf seed=$(SEED)
+	$(BIN)/dp-train --config configs/demo_contrastive.yaml seed=$(SEED)
+	$(BIN)/dp-train --config configs/demo.yaml seed=$(SEED)
+	$(BIN)/python -m deepproduct.training.report --out $(DEMO)/report/10-training.md \
+	  --baseline $(DEMO)/train/offtheshelf/eval.json \
+	  --run "classical contrastive=$(DEMO)/train/classical_contrastive" \
+	  --run "robust contrastive + multitask=$(DEMO)/train/robust_multitask"
+	@echo "== 3/5 export: ONNX, TFLite, Core ML (fp32 + int8) with parity checks"
+	$(BIN)/dp-export export $(CKPT) --out $(DEMO)/export --overwrite --calib $(DP_MANIFEST) \
+	  --formats onnx,tflite,coreml --quantize none,int8 --report $(DEMO)/report/20-export.md
+	@echo "== 4/5 search through the SDK: index held-out shop images, query with held-out phone photos"
+	mkdir -p $(DEMO)/search
+	$(BIN)/dp-search build --model $(DEMO)/export --images $(DP_MANIFEST) --split test --domain shop \
+	  --out $(DEMO)/search/catalogue.dpindex --no-progress
+	$(BIN)/dp-search build --model $(DEMO)/export --images $(DP_MANIFEST) --split test --domain shop \
+	  --storage int8 --out $(DEMO)/search/catalogue-int8.dpindex --no-progress
+	$(BIN)/dp-search evaluate --index $(DEMO)/search/catalogue.dpindex --model $(DEMO)/export \
+	  --queries $(DP_MANIFEST) --json --no-progress --contact-sheet $(DEMO)/report/contact_sheet.png \
+	  > $(DEMO)/search/sdk-float32.json
+	$(BIN)/dp-search evaluate --index $(DEMO)/search/catalogue-int8.dpindex --model $(DEMO)/export \
+	  --queries $(DP_MANIFEST) --json --no-progress > $(DEMO)/search/sdk-int8.json
+	$(BIN)/python -m deepproduct.benchmarks.search_stage_report \
+	  --training $(DEMO)/train/robust_multitask/summary.json \
+	  --sdk-float32 $(DEMO)/search/sdk-float32.json --sdk-int8 $(DEMO)/search/sdk-int8.json \
+	  --contact-sheet contact_sheet.png --out $(DEMO)/report/30-search.md
+	@echo "== 5/5 short host benchmark"
+	$(BIN)/dp-bench quick $(DEMO)/export --data $(DP_MANIFEST) --checkpoint $(CKPT) --out-dir $(DEMO)/bench
+	cp $(DEMO)/bench/report.md $(DEMO)/report/40-bench.md
+	cp $(DEMO)/bench/*.png $(DEMO)/report/ 2>/dev/null || true
+	cat $(DEMO)/report/*.md > $(DEMO)/report/report.md
+	@echo "demo report: $(DEMO)/report/report.md"
+
+lint: setup
+	$(BIN)/ruff check .
+
+test-python: setup
+	$(BIN)/pytest -q
+
+test-android:
+	bash android_demo/core/run_tests.sh
+
+test-ios:
+	bash ios_demo/check_syntax.sh
+
+test-web: setup
+	bash web_demo/run_tests.sh
+
+test: lint test-python test-android test-ios test-web
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

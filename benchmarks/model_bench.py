@@ -74,27 +74,21 @@ def bench_models(export_dir: str | os.PathLike, *, checkpoint: str | os.PathLike
     inputs = {1: rng.random((1, 3, size, size), dtype=np.float32)}
     if throughput_batch > 1 and throughput_runs > 0:
         inputs[throughput_batch] = rng.random((throughput_batch, 3, size, size), dtype=np.float32)
-    runners: dict[tuple[str, int], Any] = {}
-    best: dict[tuple[str, int, int], tuple[TimingStats, list[float], dict[str, Any]]] = {}
+    runners: dict[tuple[str, int], Any] = {}  # None: not runnable here (recorded once as skipped)
+    failed: set[tuple[str, int, int]] = set()  # e.g. batch 32 on a graph exported with batch 1
+    medians: dict[tuple[str, int, int], list[float]] = {}
+    best: dict[tuple[str, int, int], tuple[TimingStats, dict[str, Any]]] = {}
     configs = [(r, t, b) for r in refs for t in threads for b in inputs]
     bar = tqdm(total=len(configs) * rounds, desc="dp-bench models", disable=not progress, unit="config")
     for _ in range(rounds):
         for ref, t, batch in configs:
             bar.update()
-            runner = runners.get((ref.key, t))
-            if runner is None and (ref.key, t) not in runners:
-                try:
-                    runner = runners[(ref.key, t)] = make_runner(ref, t)
-                except NotRunnableHere as exc:
-                    runners[(ref.key, t)] = None
-                    if t == threads[0]:
-                        records.append(make_record("skipped", machine=describe_host(), run_id=run_id,
-                                                   artefact=ref.key, what="latency", reason=str(exc)))
-            if runner is None:
-                continue
+            if (ref.key, t) not in runners:
+                runners[(ref.key, t)] = _runner_or_skip(ref, t, records, run_id, report=t == threads[0])
+            runner = runners[(ref.key, t)]
             key = (ref.key, t, batch)
-            if key in best and best[key][0] is None:
-                continue  # this batch size failed in an earlier round
+            if runner is None or key in failed:
+                continue
             try:
                 native = runner.prepare(inputs[batch])
                 runner.infer(native)
@@ -102,26 +96,35 @@ def bench_models(export_dir: str | os.PathLike, *, checkpoint: str | os.PathLike
                 records.append(make_record("skipped", machine=describe_host(), run_id=run_id, artefact=ref.key,
                                            what=f"batch {batch} @ {t} threads",
                                            reason=f"{type(exc).__name__}: {str(exc)[:200]}"))
-                best[key] = (None, [], {})
+                failed.add(key)
                 continue
             stats = time_calls(lambda: runner.infer(native),  # noqa: B023
                                runs=runs if batch == 1 else throughput_runs,
                                warmup=warmup if batch == 1 else 1, budget_s=budget_s)
-            prev = best.get(key)
-            medians = (prev[1] if prev else []) + [stats.median_ms]
-            if prev is None or stats.median_ms < prev[0].median_ms:
-                best[key] = (stats, medians, describe_host())
-            else:
-                best[key] = (prev[0], medians, prev[2])
+            medians.setdefault(key, []).append(stats.median_ms)
+            if key not in best or stats.median_ms < best[key][0].median_ms:
+                best[key] = (stats, describe_host())  # the machine record carries that round's load
     bar.close()
     for ref, t, batch in configs:
-        stats, medians, machine = best.get((ref.key, t, batch), (None, [], {}))
-        if stats is None:
+        if (ref.key, t, batch) not in best:
             continue
+        stats, machine = best[(ref.key, t, batch)]
         records.append(make_record(
             "latency", machine=machine, run_id=run_id, artefact=ref.key, format=ref.format,
             precision=ref.precision, runtime=ref.runtime, threads=t, batch=batch,
-            images_per_s=round(batch * 1e3 / stats.median_ms, 2), rounds=len(medians),
-            round_medians_ms=medians, model=manifest.model_name, backbone=manifest.backbone, input_size=size,
-            **stats.as_fields()))
+            images_per_s=round(batch * 1e3 / stats.median_ms, 2), rounds=len(medians[(ref.key, t, batch)]),
+            round_medians_ms=medians[(ref.key, t, batch)], model=manifest.model_name,
+            backbone=manifest.backbone, input_size=size, **stats.as_fields()))
     return records
+
+
+def _runner_or_skip(ref: ArtefactRef, threads: int, records: list[dict[str, Any]], run_id: str,
+                    report: bool) -> Any:
+    """The runner, or None with a ``skipped`` record (once per artefact) when it cannot run here."""
+    try:
+        return make_runner(ref, threads)
+    except NotRunnableHere as exc:
+        if report:
+            records.append(make_record("skipped", machine=describe_host(), run_id=run_id, artefact=ref.key,
+                                       what="latency", reason=str(exc)))
+        return None

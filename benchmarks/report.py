@@ -155,7 +155,9 @@ class Report:
                     ("⚠ -" + f"{a['recall1_drop_points']:.1f} pt R@1" if a and a.get("flagged") else "") if a else ""]
             rows.append(row)
         ref = next((a["reference"] for a in acc.values() if a.get("reference")), "")
-        note = (f"\nLatency: batch 1, median of individually timed calls. img/s: batch 32, best thread count. "
+        sizes_px = sorted({r["input_size"] for r in self._host("latency") if r.get("input_size")})
+        px = f" at {'/'.join(map(str, sizes_px))} px input" if sizes_px else ""
+        note = (f"\nLatency: batch 1{px}, median of individually timed calls. img/s: batch 32, best thread count. "
                 f"Cosine: mean over the held-out split against `{ref or 'the reference'}` on identical inputs. "
                 "⚠ marks artefacts more than 1 Recall@1 point below fp32.\n")
         return "## Summary (host)\n\n" + _table(head, rows) + note

@@ -263,3 +263,15 @@ def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: st
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _register_ablation() -> None:
+    """``dp-bench ablation`` is the training side's recipe ablation (it needs the train extra)."""
+    try:
+        from deepproduct.training.ablation import main as ablation_main
+    except ImportError:  # the SDK-only install has no torch: no ablation command then
+        return
+    main.add_command(ablation_main, name="ablation")
+
+
+_register_ablation()

@@ -58,7 +58,7 @@ demo: setup
 	$(BIN)/dp-bench quick $(DEMO)/export --data $(DP_MANIFEST) --checkpoint $(CKPT) --out-dir $(DEMO)/bench
 	cp $(DEMO)/bench/report.md $(DEMO)/report/40-bench.md
 	cp $(DEMO)/bench/*.png $(DEMO)/report/ 2>/dev/null || true
-	cat $(DEMO)/report/*.md > $(DEMO)/report/report.md
+	cat $(DEMO)/report/[0-9]*.md > $(DEMO)/report/report.md
 	@echo "demo report: $(DEMO)/report/report.md"
 
 lint: setup

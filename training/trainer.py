@@ -298,6 +298,8 @@ class Trainer:
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.out_dir / "config.yaml")
+            if self.start_epoch == 0:  # a fresh run replaces an earlier run's log; a resumed one appends
+                (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
         dataset = TrainImages(self.train_items, cfg.data.image_size, cfg.data.augment)
         seen, elapsed = 0, 0.0
         metrics: dict[str, Any] = {}

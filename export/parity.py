@@ -76,7 +76,8 @@ class ArtefactParity:
                 "cosine_min": round(self.cosine_min, 7), "threshold": self.threshold,
                 "recall_at_1": None if self.recall_at_1 is None else round(self.recall_at_1, 4),
                 "recall_drop_points": None if self.recall_drop_points is None else round(self.recall_drop_points, 2),
-                "max_recall_drop_points": self.max_recall_drop_points, "passed": self.passed,
+                "max_recall_drop_points": None if self.max_recall_drop_points is None
+                else round(self.max_recall_drop_points, 2), "passed": self.passed,
                 "failures": self.failures}
 
 
@@ -86,12 +87,17 @@ def judge(key: str, runtime: str, embeddings: np.ndarray, reference: np.ndarray,
     cos = cosines(embeddings, reference)
     r1 = recall_at_1(embeddings, product_ids, domains)
     drop = None if r1 is None or reference_recall is None else (reference_recall - r1) * 100.0
+    queries = (domains or []).count("user")
+    if max_drop is not None and queries:
+        # A Recall@1 gate cannot resolve less than one query: with fewer than 50 queries one
+        # flipped query is more than 2 points, so the allowance is at least one query.
+        max_drop = max(max_drop, 100.0 / queries)
     failures: list[str] = []
     if not np.all(np.isfinite(embeddings)):
         failures.append("non-finite embeddings")
     if float(cos.mean()) < threshold:
         failures.append(f"mean cosine {cos.mean():.6f} < {threshold}")
-    if max_drop is not None and drop is not None and drop > max_drop:
+    if max_drop is not None and drop is not None and drop > max_drop + 1e-9:
         failures.append(f"Recall@1 {r1:.4f} is {drop:.2f} points below fp32 ({reference_recall:.4f}); "
                         f"allowed {max_drop}")
     return ArtefactParity(key, runtime, float(cos.mean()), float(cos.min()), threshold, r1, drop,

@@ -237,3 +237,27 @@ def test_verify_passes_then_catches_a_tampered_file(exported, tmp_path):
     bad = CliRunner().invoke(main, ["verify", str(copy), "--no-clients"])
     assert bad.exit_code == 1
     assert "sha256 mismatch for model_int8.onnx" in bad.output
+
+
+def test_verify_on_other_images_uses_onnx_fp32_as_reference(exported, tiny_manifest):
+    out, _ = exported
+    r = CliRunner().invoke(main, ["verify", str(out), "--images", str(tiny_manifest), "--no-clients"])
+    assert r.exit_code == 0, r.output
+    assert "all checks passed" in r.output
+
+
+def test_mobilenetv3_small_onnx_and_coreml(tiny_manifest, tmp_path):
+    """Squeeze-excite, hard-swish and torchvision's layout through ONNX and the MIL evaluator."""
+    torch.manual_seed(0)
+    model = build_embedding_net("mobilenetv3_small", 64, "avg", pretrained=False).eval()
+    _randomise_batch_norms(model)
+    ckpt = save_checkpoint(tmp_path / "mnv3", model, model_config=model_config_of(model))
+    out = tmp_path / "mnv3_export"
+    result = CliRunner().invoke(main, [str(ckpt), "--out", str(out), "--formats", "onnx,coreml",
+                                       "--quantize", "none", "--image-size", "96", "--calib", str(tiny_manifest),
+                                       "--parity-images", "8", "--no-clients"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    raw = json.loads((out / "manifest.json").read_text())
+    coreml = next(a for a in raw["artefacts"] if a["format"] == "coreml")
+    assert coreml["parity"][0]["cosine_mean"] >= 0.9999 and coreml["structure"]["input"]["width"] == 96
+    assert "sigmoid_hard" in coreml["structure"]["op_counts"]

@@ -175,3 +175,20 @@ def test_clients_are_plain_scripts_not_a_package():
     assert not (clients / "__init__.py").exists()
     assert {p.name for p in clients.glob("*.py")} >= {"taskslib_embed.py", "mediapipe_embed.py",
                                                       "write_tflite_metadata.py"}
+
+
+def test_recall_gate_allows_at_least_one_query():
+    """With 4 queries one flip is 25 points: the 2-point gate widens to one query, not more."""
+    shop = np.eye(4, dtype=np.float32)
+    user = np.eye(4, dtype=np.float32)
+    ref = np.concatenate([shop, user])
+    pids = ["a", "b", "c", "d"] * 2
+    domains = ["shop"] * 4 + ["user"] * 4
+    one_flip = ref.copy()
+    one_flip[4] = [0.1, 0.9, 0, 0]
+    two_flips = one_flip.copy()
+    two_flips[5] = [0, 0.1, 0.9, 0]
+    ok = parity.judge("onnx/int8", "rt", one_flip, ref, 0.1, pids, domains, 1.0, 2.0)
+    assert ok.passed and ok.max_recall_drop_points == 25.0 and ok.recall_drop_points == 25.0
+    bad = parity.judge("onnx/int8", "rt", two_flips, ref, 0.1, pids, domains, 1.0, 2.0)
+    assert not bad.passed and "points below fp32" in bad.failures[0]

@@ -193,6 +193,7 @@ def run_recipe(spec: AblationSpec, recipe: Recipe, manifest: Path, runs: Path, f
             return cached["rows"]
     say(f"[{recipe.name}] {'evaluating' if recipe.eval_only else 'training'}: {recipe.label}")
     t0 = time.perf_counter()
+    load_start = _load()
     trainer = Trainer(cfg, progress=progress)
     try:
         row: dict[str, Any] = {"name": recipe.name, "label": recipe.label, "config": recipe.config,
@@ -208,6 +209,8 @@ def run_recipe(spec: AblationSpec, recipe: Recipe, manifest: Path, runs: Path, f
                        images_per_s=round(summary["images_per_s"], 2))
         row.update({k: metrics[k] for k in (*METRICS, "recall@20", "queries", "gallery") if k in metrics})
         row["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        # other processes on a shared machine slow every timing down: keep the context with them
+        row["load_average"] = [load_start, _load()]
         rows = [row]
         if recipe.tagged_gallery:
             say(f"[{recipe.name}] scoring with a tagged gallery (server-side index with the tag branch)")
@@ -233,6 +236,13 @@ def run_recipe(spec: AblationSpec, recipe: Recipe, manifest: Path, runs: Path, f
     return rows
 
 
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # not available on this platform
+        return None
+
+
 # -- reporting -------------------------------------------------------------------------------------
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -242,8 +252,8 @@ def _fmt(v: Any, digits: int = 4) -> str:
 def markdown_table(rows: list[dict[str, Any]], baseline: str) -> str:
     base = next((r for r in rows if r["name"] == baseline), None)
     head = ("| recipe | config | Recall@1 | Recall@5 | Recall@10 | MAP@R | R@1 vs robust contrastive "
-            "| train time (s) | steps |")
-    lines = [head, "|" + "---|" * 9]
+            "| train time (s) | img/s | steps |")
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         delta = "-"
         if base is not None and r["name"] != baseline and "recall@1" in r:
@@ -251,7 +261,8 @@ def markdown_table(rows: list[dict[str, Any]], baseline: str) -> str:
         train = _fmt(r.get("train_seconds"), 0) if r.get("train_seconds") else ("-" if r.get("extra") else "0")
         lines.append(f"| {r['label']} | {'`' + r['config'] + '`' if r.get('config') else ''} | "
                      + " | ".join(_fmt(r.get(k)) for k in METRICS)
-                     + f" | {delta} | {train} | {r.get('steps', '') if not r.get('extra') else ''} |")
+                     + f" | {delta} | {train} | {_fmt(r.get('images_per_s'), 1) if r.get('images_per_s') else ''}"
+                     + f" | {r.get('steps', '') if not r.get('extra') else ''} |")
     return "\n".join(lines)
 
 
@@ -271,7 +282,8 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         if key == "recall@1":
             ax.bar_label(bars, labels=[_fmt(v, 2) for v in vals], fontsize=7, padding=1)
     ax.set_xticks(x, [_wrap(s) for s in labels], fontsize=7)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.12)  # headroom above 1.0 for the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("consumer-to-shop retrieval (test split)")
     ax.set_title(title, fontsize=10)
     ax.legend(ncols=4, fontsize=8, loc="upper left")
@@ -338,10 +350,15 @@ def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = N
             "wall_seconds_this_invocation": round(total, 1)}
     title = f"Recipe ablation, seed {spec.seed}, {ref_cfg.optim.epochs * (ref_cfg.optim.steps_per_epoch or 0)} steps each"
     write_plot(rows, out / "ablation.png", title)
+    loads = [x for r in rows for x in (r.get("load_average") or []) if x is not None]
+    load_note = (f" The machine's 1-minute load average ranged {min(loads):.1f}-{max(loads):.1f} during the "
+                 "run (other jobs share the CPU; train times and img/s are only comparable between rows "
+                 "run under similar load)." if loads else "")
     md = [f"Command: `{command}`", "", f"Seed: {spec.seed}. Budget per recipe: {meta['budget']}.", "",
           f"Data: {meta['data']}.", "", markdown_table(rows, spec.baseline), "",
           f"Machine: {meta['machine']}; this invocation took {total / 60:.1f} min "
-          "(recipes reused from an earlier invocation count 0 here).", ""]
+          f"(recipes reused from an earlier invocation count 0 here).{load_note} Train time = the "
+          "optimiser steps only (data loading overlaps them; evaluation is not included).", ""]
     (out / "results.md").write_text("\n".join(md), encoding="utf-8")
     (out / "results.json").write_text(json.dumps({**meta, "rows": rows}, indent=2), encoding="utf-8")
     say(markdown_table(rows, spec.baseline))

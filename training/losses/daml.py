@@ -168,7 +168,9 @@ class DAMLLoss(nn.Module):
             else embeddings.sum() * 0.0
         a_idx, p_idx, n_idx = triplets
         if self.do_both and len(a_idx) > 0 and self.lambda_synth > 0:
-            synth = self.synthetic_loss(embeddings[a_idx], embeddings[p_idx], embeddings[n_idx])
+            # index_select, not embeddings[idx]: the latter's backward (index_put_ with accumulation
+            # over repeated indices) is not deterministic on multi-threaded CPUs
+            synth = self.synthetic_loss(*(embeddings.index_select(0, i) for i in (a_idx, p_idx, n_idx)))
             self.last["synthetic"] = float(synth.detach())
             loss = loss + self.lambda_synth * synth
         return loss

@@ -18,19 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deepproduct.sdk.model_manifest import MANIFEST_FILENAME, MANIFEST_FORMAT, MANIFEST_VERSION
+from deepproduct.sdk.model_manifest import MANIFEST_FILENAME, MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "manifest.schema.json"
 TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert",
                  "coremltools", "numpy", "Pillow", "deepproduct")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_path(path: Path) -> str:

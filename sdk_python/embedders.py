@@ -9,7 +9,6 @@ index built through one can be queried through the other when the embedding spac
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .model_manifest import Artefact, ManifestError, ModelManifest, load_model_manifest
+from .model_manifest import Artefact, ManifestError, ModelManifest, load_model_manifest, sha256_file
 from .preprocessing import ImageDecodeError, ImageSource, PreprocessingSpec, preprocess_image
 
 
@@ -207,14 +206,6 @@ class LiteRTEmbedder(Embedder):
         return np.concatenate(outs, axis=0)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_artefact(model: str | os.PathLike, format: str = "onnx", precision: str = "fp32"
                      ) -> tuple[ModelManifest, Artefact, Path]:
     """A model folder (manifest + artefacts) or one artefact file next to its manifest."""
@@ -241,7 +232,7 @@ def load_embedder(model: str | os.PathLike, format: str = "onnx", precision: str
     export cannot silently produce vectors in another embedding space than the manifest says.
     """
     manifest, artefact, file = resolve_artefact(model, format, precision)
-    if check_sha256 and artefact.sha256 and _sha256(file) != artefact.sha256.lower():
+    if check_sha256 and artefact.sha256 and sha256_file(file) != artefact.sha256.lower():
         raise EmbedderError(f"{file}: SHA-256 differs from {manifest.path}; the model file was changed "
                             "after export")
     if artefact.format == "onnx":

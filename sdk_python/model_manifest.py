@@ -7,6 +7,7 @@ hard-coding them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,15 @@ from .preprocessing import PreprocessingSpec
 MANIFEST_FORMAT = "deepproduct-model-manifest"
 MANIFEST_VERSION = 1
 MANIFEST_FILENAME = "manifest.json"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks: the hash the manifest records per artefact."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class ManifestError(ValueError):

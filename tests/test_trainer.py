@@ -136,3 +136,21 @@ def test_cli_bad_input_is_a_clear_error(tiny_manifest, tmp_path, override, messa
     result = runner.invoke(dp_train, args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_eval_only_on_a_test_only_manifest(tiny_manifest, tmp_path):
+    """A transfer set has no training rows: --eval-only must score it, training must refuse it."""
+    csv = _copy_dataset(tiny_manifest, tmp_path / "data")
+    rows = read_dataset_manifest(csv).select(split="test")
+    write_dataset_manifest(rows, csv)
+    runner = CliRunner()
+    result = runner.invoke(dp_train, [*tiny_overrides(csv, tmp_path, name="transfer"), "--eval-only", "--quiet"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "transfer" / "eval.json").read_text())
+    assert record["queries"] > 0 and 0.0 <= record["recall@1"] <= 1.0
+    with pytest.raises(DataError, match="no rows with split=train"):
+        Trainer(load_config(None, tiny_overrides(csv, tmp_path)), progress=False)
+    train_only = tmp_path / "data" / "train_only.csv"
+    write_dataset_manifest(read_dataset_manifest(tiny_manifest).select(split="train"), train_only)
+    result = runner.invoke(dp_train, [*tiny_overrides(train_only, tmp_path), "--eval-only", "--quiet"])
+    assert result.exit_code == 2 and "no rows with split=test" in result.output

@@ -32,7 +32,7 @@ def main(config_path: str | None, resume: str | None, eval_only: bool, off_the_s
         cfg = load_config(config_path, overrides)
         from .trainer import Trainer
 
-        trainer = Trainer(cfg, progress=not quiet)
+        trainer = Trainer(cfg, progress=not quiet, eval_only=eval_only)
         try:
             if eval_only:
                 if checkpoint:

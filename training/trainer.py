@@ -121,8 +121,11 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, progress: bool = True) -> None:
+    def __init__(self, cfg: TrainConfig, progress: bool = True, eval_only: bool = False) -> None:
+        """``eval_only``: build just the model and the test split (no losses, sampler or optimiser),
+        so a manifest with no training rows -- a test-only transfer set -- can be scored."""
         self.cfg = cfg
+        self.eval_only = eval_only
         self.progress = progress
         self.device = pick_device(cfg.device)
         if cfg.threads:
@@ -133,16 +136,23 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir) / cfg.name
         self.manifest = read_dataset_manifest(cfg.data.manifest)
         self.train_items, self.train_products = items_for_split(self.manifest, "train")
-        if not self.train_items:
+        test_items, _ = items_for_split(self.manifest, "test")
+        if eval_only and not test_items:
+            raise DataError(f"{cfg.data.manifest}: no rows with split=test to evaluate")
+        if not self.train_items and not eval_only:
             raise DataError(f"{cfg.data.manifest}: no rows with split=train")
         check_images_exist(self.train_items, self.manifest)
-        test_items, _ = items_for_split(self.manifest, "test")
         check_images_exist(test_items, self.manifest)
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.device)
         self.model.freeze_stages(cfg.model.freeze_stages)
         self.model.input_size = cfg.data.image_size  # the checkpoint records the size it was trained at
+        self._eval_set: EvalImages | None = None
+        self.start_epoch, self.step, self.history = 0, 0, []
+        if eval_only:  # evaluation needs the model only
+            self.multitask, self.losses = "none", []
+            return
         self.multitask = resolve_multitask(cfg, self.model)
         if self.multitask == "none" and self.model.classifier is not None:
             for p in self.model.classifier.parameters():
@@ -180,8 +190,6 @@ class Trainer:
         if cfg.channels_last and self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
         self.imagenet_iter = None
-        self._eval_set: EvalImages | None = None
-        self.start_epoch, self.step, self.history = 0, 0, []
 
     def _check_loss_requirements(self) -> None:
         for _, loss in self.losses:

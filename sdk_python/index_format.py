@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -150,10 +151,37 @@ def encode_metadata(items: Sequence[dict[str, Any]], info: dict[str, Any] | None
     return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
+#: Deepest array/object nesting a reader accepts in JSON from a file (metadata, manifests).
+MAX_JSON_DEPTH = 64
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_strict_json(text: str) -> Any:
+    """``json.loads`` that refuses NaN/Infinity and nesting deeper than :data:`MAX_JSON_DEPTH`.
+
+    Raises ``ValueError`` (a ``JSONDecodeError`` or a plain one); never ``RecursionError``.
+    """
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    stack: list[tuple[Any, int]] = [(doc, 1)] if isinstance(doc, (dict, list)) else []
+    while stack:  # iterative: a deep document must not exhaust the Python stack here either
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return doc
+
+
 def parse_metadata(raw: bytes, count: int, path: Path | str | None = None) -> dict[str, Any]:
     try:
-        doc = json.loads(bytes(raw).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = loads_strict_json(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise IndexFileError(path, f"metadata block is not valid UTF-8 JSON ({exc})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise IndexFileError(path, "metadata block must be a JSON object with an 'items' array")
@@ -226,6 +254,8 @@ def unpack_header(raw: bytes, path: Path | str | None = None, actual_size: int |
         raise IndexFileError(path, f"unknown metric code {metric_code}")
     if dim < 1:
         raise IndexFileError(path, f"invalid embedding dimension {dim}")
+    if alignment != VECTOR_ALIGNMENT:
+        raise IndexFileError(path, f"vector alignment {alignment} is not {VECTOR_ALIGNMENT} as format v1 requires")
     sections = {}
     for i, name in enumerate(SECTIONS):
         off, length = _SECTION.unpack_from(raw, _SECTION_TABLE_OFFSET + 16 * i)
@@ -256,6 +286,13 @@ def _check_sections(h: IndexHeader, path: Path | str | None) -> None:
             raise IndexFileError(path, f"{name} section [{s.offset}, {s.end}) lies outside the file body")
     if h.count and h.sections["vectors"].offset % h.vector_alignment:
         raise IndexFileError(path, "vector block is not aligned as the header states")
+    used = sorted((s.offset, s.end, name) for name, s in h.sections.items() if s.length)
+    for offset, _, name in used:
+        if offset % SECTION_ALIGNMENT:
+            raise IndexFileError(path, f"{name} section offset {offset} is not a multiple of {SECTION_ALIGNMENT}")
+    for (_, end_a, a), (off_b, _, b) in zip(used, used[1:], strict=False):
+        if off_b < end_a:
+            raise IndexFileError(path, f"sections {a} and {b} overlap")
 
 
 def write_index_file(path: str | os.PathLike, *, vectors: np.ndarray, product_ids: Sequence[str],
@@ -351,33 +388,70 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_index_header(path: str | os.PathLike) -> IndexHeader:
-    """Only the header (cheap); used by ``dp-search info`` and to check compatibility early."""
-    path = Path(path)
+def open_index_fd(path: str | os.PathLike) -> tuple[int, int]:
+    """Open ``path`` once for reading: (fd, size); refuses anything but a regular file.
+
+    Why O_NONBLOCK: opening a FIFO for reading would otherwise block until a writer appears
+    (``dp-search info fifo`` hung); the flag is harmless for regular files, whose reads never
+    block. The caller validates and maps this one descriptor, so a writer that replaces the
+    file meanwhile cannot mix two versions.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "rb") as f:
-            raw = f.read(HEADER_SIZE)
-            size = os.fstat(f.fileno()).st_size
+        fd = os.open(path, flags)
     except FileNotFoundError as exc:
         raise IndexFileError(path, "no such index file") from exc
+    except OSError as exc:
+        raise IndexFileError(path, f"cannot open the index file ({exc.strerror or exc})") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise IndexFileError(path, f"is {kind}, not an index file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def _pread_exact(fd: int, length: int, offset: int, path: Path | str | None, what: str) -> bytes:
+    chunks = []
+    remaining = length
+    while remaining:
+        try:
+            chunk = os.pread(fd, min(remaining, _CRC_CHUNK), offset)
+        except OSError as exc:
+            raise IndexFileError(path, f"cannot read the {what} ({exc.strerror or exc})") from exc
+        if not chunk:
+            raise TruncatedIndexError(path, f"file ended inside the {what}")
+        chunks.append(chunk)
+        offset += len(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _header_from_fd(fd: int, size: int, path: Path | str | None) -> IndexHeader:
+    try:
+        raw = os.pread(fd, HEADER_SIZE, 0)
+    except OSError as exc:
+        raise IndexFileError(path, f"cannot read the header ({exc.strerror or exc})") from exc
     return unpack_header(raw, path, size)
 
 
-def verify_checksum(path: str | os.PathLike, header: IndexHeader | None = None) -> None:
-    """Recompute the whole-file CRC-32 and compare it with the trailer; raises :class:`ChecksumError`."""
-    path = Path(path)
-    header = header or read_index_header(path)
+def _verify_fd(fd: int, header: IndexHeader, path: Path | str | None) -> None:
     body = header.file_size - TRAILER_SIZE
     crc = 0
-    with open(path, "rb") as f:
-        remaining = body
-        while remaining:
-            chunk = f.read(min(_CRC_CHUNK, remaining))
-            if not chunk:
-                raise TruncatedIndexError(path, "file ended while computing the checksum")
-            crc = crc32_update(crc, chunk)
-            remaining -= len(chunk)
-        trailer = f.read(TRAILER_SIZE)
+    pos = 0
+    while pos < body:
+        try:
+            chunk = os.pread(fd, min(_CRC_CHUNK, body - pos), pos)
+        except OSError as exc:
+            raise IndexFileError(path, f"cannot read the file ({exc.strerror or exc})") from exc
+        if not chunk:
+            raise TruncatedIndexError(path, "file ended while computing the checksum")
+        crc = crc32_update(crc, chunk)
+        pos += len(chunk)
+    trailer = os.pread(fd, TRAILER_SIZE, body)
     if len(trailer) != TRAILER_SIZE:
         raise TruncatedIndexError(path, "the 8-byte trailer is missing")
     stored, magic = struct.unpack("<I4s", trailer)
@@ -388,20 +462,44 @@ def verify_checksum(path: str | os.PathLike, header: IndexHeader | None = None) 
                                   "the file is damaged; rebuild or re-copy it")
 
 
-def read_index_file(path: str | os.PathLike, *, verify: bool = True, mmap: bool = True) -> IndexFileContents:
-    """Read an index; the vector block is a read-only ``np.memmap`` (zero-copy) when ``mmap``."""
+def read_index_header(path: str | os.PathLike) -> IndexHeader:
+    """Only the header (cheap); used by ``dp-search info`` and to check compatibility early."""
     path = Path(path)
-    header = read_index_header(path)
-    if verify:
-        verify_checksum(path, header)
-    s = header.sections
-    with open(path, "rb") as f:
+    fd, size = open_index_fd(path)
+    try:
+        return _header_from_fd(fd, size, path)
+    finally:
+        os.close(fd)
+
+
+def verify_checksum(path: str | os.PathLike, header: IndexHeader | None = None) -> None:
+    """Recompute the whole-file CRC-32 and compare it with the trailer; raises :class:`ChecksumError`."""
+    path = Path(path)
+    fd, size = open_index_fd(path)
+    try:
+        _verify_fd(fd, header or _header_from_fd(fd, size, path), path)
+    finally:
+        os.close(fd)
+
+
+def read_index_file(path: str | os.PathLike, *, verify: bool = True, mmap: bool = True) -> IndexFileContents:
+    """Read an index; the vector block is a read-only ``np.memmap`` (zero-copy) when ``mmap``.
+
+    The file is opened once: the header, the checksum, every section and the memory map all
+    come from that one descriptor (docs/threat-model.md).
+    """
+    path = Path(path)
+    fd, size = open_index_fd(path)
+    try:
+        header = _header_from_fd(fd, size, path)
+        if verify:
+            _verify_fd(fd, header, path)
+        s = header.sections
+
         def section(name: str) -> bytes:
-            f.seek(s[name].offset)
-            data = f.read(s[name].length)
-            if len(data) != s[name].length:
-                raise TruncatedIndexError(path, f"file ended inside the {name} section")
-            return data
+            if not s[name].length:  # an empty section's offset is meaningless (docs): never read it
+                return b""
+            return _pread_exact(fd, s[name].length, s[name].offset, path, f"{name} section")
 
         try:
             space_id = section("space_id").decode("utf-8")
@@ -416,13 +514,48 @@ def read_index_file(path: str | os.PathLike, *, verify: bool = True, mmap: bool 
         if header.count == 0:
             vectors = np.empty(shape, dtype=dtype)
         elif mmap:
-            vectors = np.memmap(path, dtype=dtype, mode="r", offset=s["vectors"].offset, shape=shape)
+            with os.fdopen(os.dup(fd), "rb") as f:  # np.memmap maps this descriptor, not the name
+                vectors = np.memmap(f, dtype=dtype, mode="r", offset=s["vectors"].offset, shape=shape)
         else:
             vectors = np.frombuffer(section("vectors"), dtype=dtype).reshape(shape)
-    if id_offsets[0] != 0 or id_offsets[-1] != len(id_bytes) or np.any(np.diff(id_offsets) < 0):
-        raise IndexFileError(path, "ids table offsets are inconsistent with the id bytes")
-    if scales is not None and not (np.all(np.isfinite(scales)) and np.all(scales > 0)):
-        raise IndexFileError(path, "int8 scales must be finite and positive")
+    finally:
+        os.close(fd)
+    check_ids(id_offsets, id_bytes, path)
+    if scales is not None and not (np.all(np.isfinite(scales)) and np.all(scales > 0) and np.all(scales <= 1)):
+        raise IndexFileError(path, "int8 scales must be finite, positive and at most 1")
+    if verify and header.storage == "float32":
+        check_finite(vectors, path)
     return IndexFileContents(path=path, header=header, embedding_space_id=space_id, scales=scales,
                              id_offsets=id_offsets, id_bytes=id_bytes, vectors=vectors,
                              metadata_bytes=metadata_bytes, checksum_verified=verify)
+
+
+def check_ids(id_offsets: np.ndarray, id_bytes: bytes, path: Path | str | None) -> None:
+    """ids table consistent and every id valid UTF-8 (checked at load, not at the first search)."""
+    if id_offsets[0] != 0 or id_offsets[-1] != len(id_bytes) or np.any(np.diff(id_offsets) < 0):
+        raise IndexFileError(path, "ids table offsets are inconsistent with the id bytes")
+    try:
+        id_bytes.decode("utf-8")
+        whole = True
+    except UnicodeDecodeError:
+        whole = False
+    inner = id_offsets[1:-1]
+    raw = np.frombuffer(id_bytes, np.uint8)
+    inner = inner[inner < len(raw)]
+    if whole and not np.any((raw[inner] & 0xC0) == 0x80):  # no id boundary splits a character
+        return
+    for i, (a, b) in enumerate(zip(id_offsets[:-1].tolist(), id_offsets[1:].tolist(), strict=True)):
+        try:
+            id_bytes[a:b].decode("utf-8")
+        except UnicodeDecodeError:
+            raise IndexFileError(path, f"product id {i} is not UTF-8") from None
+    raise IndexFileError(path, "product ids are not UTF-8")  # unreachable: some id must fail
+
+
+def check_finite(vectors: np.ndarray, path: Path | str | None, rows: int = 1 << 16) -> None:
+    """float32 rows must be finite: a NaN row would never rank and could not be scored."""
+    for start in range(0, vectors.shape[0], rows):
+        block = np.asarray(vectors[start:start + rows])
+        if not np.isfinite(block).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+            raise IndexFileError(path, f"vector {bad} contains NaN or infinity")

@@ -152,6 +152,12 @@ def write_bad_files(out: Path) -> None:
     header[200] ^= 0xFF  # a reserved header byte: only the header CRC can notice
     (bad / "bad_header_crc.dpindex").write_bytes(bytes(header))
     (bad / "not_an_index.dpindex").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    import importlib.util  # the hostile corpus (bad/expected.json) lives in its own script
+
+    spec = importlib.util.spec_from_file_location("make_bad_vectors", Path(__file__).with_name("make_bad_vectors.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_bad_vectors(out)
 
 
 # --------------------------------------------------------------------------- images

@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[train,export,bench,dev,litert]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[train,export,bench,dev,litert,executorch]'
 	touch $@
 
 CKPT := $(DEMO)/train/robust_multitask/checkpoints/last.safetensors

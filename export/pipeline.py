@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from deepproduct.sdk.preprocessing import PreprocessingSpec
@@ -27,11 +26,18 @@ from deepproduct.training.checkpoint import CheckpointError, embedding_space_id,
 from . import parity_set as ps
 from .calibration import ImageSet, load_tensors, resolve_image_source, whole_product_indices
 from .errors import ExportError, ParityError, UsageError
-from .manifest import base_manifest, sha256_file, size_of, tool_versions, write_manifest
-from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from .exporters import EXPORTERS, ExportJob
+from .manifest import (
+    PLACEHOLDER_SHA256,
+    artefact_entry,
+    build_manifest,
+    size_of,
+    tool_versions,
+    write_manifest,
+)
+from .model_info import ModelInfo
 from .quiet import quiet
 from .report import render as render_report
-from .runtimes import nchw_to_nhwc
 from .variants import COSINE_THRESHOLDS, MAX_RECALL_DROP_POINTS, Variant, plan_variants
 from .verify import ArtefactSpec, measure, report_dict
 
@@ -193,21 +199,20 @@ def _run_stages(stages: _Stages, tmp: Path, scratch: Path, opts: ExportOptions, 
     by_format: dict[str, list[Variant]] = {}
     for v in variants:
         by_format.setdefault(v.format, []).append(v)
-    for fmt, vs in by_format.items():
-        if fmt == "onnx":
-            extra.update(_export_onnx(model, info, vs, tmp, calib, stages))
-        elif fmt == "tflite":
-            extra.update(_export_tflite(model, info, vs, tmp, calib, stages, scratch))
-        elif fmt == "coreml":
-            extra.update(_export_coreml(model, info, vs, tmp, calib, stages))
+    job = ExportJob(model=model, info=info, out=tmp, scratch=scratch, calib=calib, stages=stages)
+    for fmt, vs in by_format.items():  # the exporter table: one row per format (exporters.py)
+        exporter = EXPORTERS.get(fmt)
+        facts = exporter.export(job, vs)
+        for v in vs:
+            extra[v.key] = exporter.check(job, v, facts.get(v.key, {}))
         written += vs
 
     specs = [ArtefactSpec(v.file, v.format, v.precision) for v in written]
     report = stages.run("parity by real runtimes",
                         lambda: measure(tmp, specs, pset, spec, stages.note, opts.clients, scratch / "clients"))
     stages.warnings = _dedupe_warnings(stages.warnings)
-    manifest = _build_manifest(info, cfg, opts, written, extra, report, stages, skipped, pset)
-    manifest["artefacts"] = [dict(a, sha256="0" * 64, size_bytes=size_of(tmp / a["file"]))
+    manifest = _build_manifest(info, opts, written, extra, report, stages, skipped, pset)
+    manifest["artefacts"] = [dict(a, sha256=PLACEHOLDER_SHA256, size_bytes=size_of(tmp / a["file"]))
                              for a in manifest["artefacts"]]
     (tmp / REPORT_FILE).write_text(render_report(manifest), encoding="utf-8")
     write_manifest(tmp, manifest)
@@ -215,81 +220,6 @@ def _run_stages(stages: _Stages, tmp: Path, scratch: Path, opts: ExportOptions, 
     if not report.passed:
         raise ParityError("parity thresholds failed:\n  " + "\n  ".join(report.failures()) + "\n\n" + table)
     return ExportResult(tmp, manifest, stages.timings, table)
-
-
-def _export_onnx(model, info: ModelInfo, vs: list[Variant], tmp: Path, calib: np.ndarray | None,
-                 stages: _Stages) -> dict:
-    from .onnx_export import convert_fp16, export_onnx, opset_of
-
-    fp32_path = tmp / Variant("onnx", "fp32").file
-    stages.run("onnx: export fp32 (torch.onnx dynamo)", lambda: export_onnx(model, info, fp32_path))
-    extra = {}
-    for v in vs:
-        if v.precision == "fp16":
-            stages.run("onnx: fp16", lambda v=v: convert_fp16(fp32_path, tmp / v.file))
-        elif v.precision == "int8":
-            from .onnx_quantize import quantize_int8
-
-            stages.run("onnx: int8 static QDQ per-channel",
-                       lambda v=v: quantize_int8(fp32_path, tmp / v.file, calib, info))
-        extra[v.key] = {"opset": opset_of(tmp / v.file), "input_shape": ["N", 3, info.input_size, info.input_size]}
-    if Variant("onnx", "fp32") not in vs:
-        fp32_path.unlink()
-    return extra
-
-
-def _export_tflite(model, info: ModelInfo, vs: list[Variant], tmp: Path, calib: np.ndarray | None,
-                   stages: _Stages, scratch: Path) -> dict:
-    from .tflite_export import export_tflite_fp32, export_tflite_int8, op_names
-    from .tflite_metadata import write_metadata
-
-    extra = {}
-    for v in vs:
-        path = tmp / v.file
-        if v.precision == "fp32":
-            stages.run("tflite: convert fp32 (litert-torch, NHWC)",
-                       lambda p=path: export_tflite_fp32(model, info.input_size, p))
-        else:
-            stages.run("tflite: int8 PT2E static per-channel",
-                       lambda p=path: export_tflite_int8(model, info.input_size, nchw_to_nhwc(calib), p))
-        md = stages.run(f"tflite: metadata ({v.precision}, tflite-support venv)",
-                        lambda p=path, v=v: write_metadata(p, info, v.precision, scratch / "metadata"))
-        ops = op_names(path)
-        extra[v.key] = {"input_shape": [1, info.input_size, info.input_size, 3],
-                        "op_counts": {o: ops.count(o) for o in sorted(set(ops))},
-                        "metadata": {"name": md.get("name"), "version": md.get("version"),
-                                     "author": md.get("author"), "license": md.get("license"),
-                                     "normalisation": {"mean": [0.0], "std": [255.0]}, "colour_space": "RGB"}}
-    return extra
-
-
-def _export_coreml(model, info: ModelInfo, vs: list[Variant], tmp: Path, calib: np.ndarray | None,
-                   stages: _Stages) -> dict:
-    from .coreml_checks import check_package
-    from .coreml_export import MINIMUM_TARGET, coremltools_warnings, export_coreml
-
-    precisions = [v.precision for v in vs]
-    written, selection = stages.run(
-        f"coreml: convert {', '.join(precisions)} (coremltools, torch.export)",
-        lambda: export_coreml(model, info, precisions, tmp, {v.precision: v.file for v in vs}, calib))
-    if not any("not been tested" in w for w in stages.warnings):
-        stages.warnings += coremltools_warnings()  # logged only at import: recomputed
-    extra = {}
-    for v in vs:
-        facts = stages.run(f"coreml: structural checks {v.precision}",
-                           lambda v=v: _checked(check_package, written[v.precision], info, v.precision))
-        extra[v.key] = {"input_shape": [1, 3, info.input_size, info.input_size],
-                        "minimum_deployment_target": MINIMUM_TARGET, "structure": facts}
-        if v.precision in selection:
-            extra[v.key]["kept_fp16"] = selection[v.precision]
-    return extra
-
-
-def _checked(check, path: Path, info: ModelInfo, precision: str) -> dict:
-    try:
-        return check(path, info, precision)
-    except AssertionError as exc:
-        raise ExportError(f"Core ML structural check failed: {exc}") from exc
 
 
 def _dedupe_warnings(items: list[str]) -> list[str]:
@@ -303,50 +233,33 @@ def _dedupe_warnings(items: list[str]) -> list[str]:
     return keep[:40]
 
 
-def _build_manifest(info: ModelInfo, cfg: dict, opts: ExportOptions, written: list[Variant], extra: dict,
+def _build_manifest(info: ModelInfo, opts: ExportOptions, written: list[Variant], extra: dict,
                     report, stages: _Stages, skipped: list[str], pset: ps.ParitySet) -> dict:
     from .side_envs import MEDIAPIPE, TFLITE_SUPPORT
 
     parity = report_dict(report)
-    weights = _weights_file(opts.checkpoint)
-    manifest = base_manifest()
-    manifest.update({
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": info.name, "version": info.version, "backbone": info.backbone,
-                  "embedding_dim": info.embedding_dim, "architecture": info.architecture,
-                  "pooling": cfg.get("pooling", "avg"), "input_size": info.input_size,
-                  "trained_input_size": cfg.get("input_size"), "author": info.author,
-                  "license": info.license, "description": info.description,
-                  "pretrained_source": cfg.get("pretrained_source"),
-                  "source_checkpoint": {"file": weights.name, "sha256": sha256_file(weights)}},
-        "embedding_space_id": info.embedding_space_id,
-        "input": {"name": INPUT_NAME, "colour_order": "RGB", "value_range": [0.0, 1.0],
-                  "size": [info.input_size, info.input_size], "dtype": "float32",
-                  "normalisation": {"mean": list(info.mean), "std": list(info.std), "applied": "in-graph"}},
-        "output": {"name": OUTPUT_NAME, "dim": info.embedding_dim, "dtype": "float32", "l2_normalised": True},
-        "preprocessing": info.preprocessing.to_dict(),
-        "artefacts": [],
-        "parity": {"images": parity["images"], "products": parity["products"], "queries": parity["queries"],
-                   "gallery": parity["gallery"], "source": pset.images.source,
-                   "reference": "pytorch fp32", "reference_recall_at_1": parity["reference_recall_at_1"],
-                   "cosine_thresholds": {f"{f}/{p}": t for (f, p), t in COSINE_THRESHOLDS.items()},
-                   "max_recall_drop_points": MAX_RECALL_DROP_POINTS, "passed": parity["passed"],
-                   "failures": parity["failures"]},
-        "tools": tool_versions({"tflite-support": TFLITE_SUPPORT.version("tflite-support") if opts.clients else None,
-                                "mediapipe": MEDIAPIPE.version("mediapipe") if opts.clients else None}),
-        "warnings": stages.warnings,
-        "notes": skipped,
-        "timings_s": stages.timings,
-        "export_options": {"formats": opts.formats, "quantize": opts.quantizations,
-                           "calibration": opts.calib or "embedded benchmark (dp-data synth), test split",
-                           "calib_count": opts.calib_count, "parity_images": opts.parity_images},
-    })
+    artefacts = []
     for v in written:
-        entry = {"file": v.file, "format": v.format, "precision": v.precision, "layout": v.layout,
-                 "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "sha256": "", "size_bytes": 0}
-        entry.update(extra.get(v.key, {}))
+        entry = artefact_entry(v.file, v.format, v.precision, v.layout, **extra.get(v.key, {}))
         entry["parity"] = parity["artefacts"].get(v.key, [])
         if v.key in parity["clients"]:
             entry["clients"] = parity["clients"][v.key]
-        manifest["artefacts"].append(entry)
-    return manifest
+        artefacts.append(entry)
+    return build_manifest(
+        info, artefacts=artefacts, source_checkpoint=_weights_file(opts.checkpoint),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        parity={"images": parity["images"], "products": parity["products"], "queries": parity["queries"],
+                "gallery": parity["gallery"], "source": pset.images.source,
+                "reference": "pytorch fp32", "reference_recall_at_1": parity["reference_recall_at_1"],
+                "cosine_thresholds": {f"{f}/{p}": t for (f, p), t in COSINE_THRESHOLDS.items()},
+                "max_recall_drop_points": MAX_RECALL_DROP_POINTS, "passed": parity["passed"],
+                "failures": parity["failures"]},
+        tools=tool_versions({"tflite-support": TFLITE_SUPPORT.version("tflite-support") if opts.clients else None,
+                             "mediapipe": MEDIAPIPE.version("mediapipe") if opts.clients else None}),
+        warnings=stages.warnings,
+        notes=skipped,
+        timings_s=stages.timings,
+        export_options={"formats": opts.formats, "quantize": opts.quantizations,
+                        "calibration": opts.calib or "embedded benchmark (dp-data synth), test split",
+                        "calib_count": opts.calib_count, "parity_images": opts.parity_images},
+    )

@@ -17,6 +17,12 @@ from .errors import ExportError
 from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from .side_envs import TFLITE_SUPPORT, run_client
 
+#: The input normalisation the metadata declares: mean 0 / std 255, i.e. "uint8 pixels / 255".
+#: The graph itself takes [0, 1] and applies the model's mean/std inside, so the clients only
+#: have to scale; MediaPipe refuses per-channel mean/std. The one place these numbers live: the
+#: writer (run in the side venv) gets them in its request, the check and the manifest read them.
+NORMALISATION: dict[str, tuple[float, ...]] = {"mean": (0.0,), "std": (255.0,)}
+
 
 def write_metadata(path: Path, info: ModelInfo, precision: str, workdir: Path) -> dict:
     """Populate ``path`` in place with metadata; returns the metadata JSON read back."""
@@ -30,6 +36,7 @@ def write_metadata(path: Path, info: ModelInfo, precision: str, workdir: Path) -
         "name": f"{info.name} ({precision})", "version": info.version, "description": description,
         "author": info.author, "license": info.license,
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+        "norm_mean": list(NORMALISATION["mean"]), "norm_std": list(NORMALISATION["std"]),
         "input_description": f"RGB image, {info.input_size}x{info.input_size}, float32 in [0, 1] (NHWC)",
         "output_description": f"L2-normalised {info.embedding_dim}-d product embedding",
     }, workdir)
@@ -53,8 +60,9 @@ def check_metadata(md: dict, info: ModelInfo) -> None:
             problems.append(f"input colour space {props.get('color_space')!r}, expected RGB")
         norm = next((p.get("options") for p in inputs[0].get("process_units") or []
                      if p.get("options_type") == "NormalizationOptions"), None)
-        if not norm or norm.get("mean") != [0.0] or norm.get("std") != [255.0]:
-            problems.append(f"input normalisation {norm}, expected mean [0] / std [255]")
+        want = {k: list(v) for k, v in NORMALISATION.items()}
+        if not norm or norm.get("mean") != want["mean"] or norm.get("std") != want["std"]:
+            problems.append(f"input normalisation {norm}, expected mean {want['mean']} / std {want['std']}")
         if outputs[0].get("name") != OUTPUT_NAME:
             problems.append(f"output named {outputs[0].get('name')!r}, expected {OUTPUT_NAME!r}")
     for key, want in (("author", info.author), ("license", info.license), ("version", info.version)):

@@ -24,17 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .exporters import EXPORTERS
 
-FORMATS = ("onnx", "tflite", "coreml")
+#: The formats of the exporter table (export/exporters.py), in its order; each row declares its
+#: file suffix, layout and which precision every ``--quantize`` token means for it.
+FORMATS = tuple(EXPORTERS)
 QUANTIZATIONS = ("none", "fp32", "fp16", "int8", "palette")
-
-_PRECISION: dict[str, dict[str, str | None]] = {
-    "onnx": {"none": "fp32", "fp32": "fp32", "fp16": "fp16", "int8": "int8", "palette": None},
-    "tflite": {"none": "fp32", "fp32": "fp32", "fp16": None, "int8": "int8", "palette": None},
-    "coreml": {"none": "fp16", "fp32": "fp32", "fp16": "fp16", "int8": "int8", "palette": "palette6"},
-}
-_SUFFIX = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage"}
-_LAYOUT = {"onnx": "NCHW", "tflite": "NHWC", "coreml": "image"}
 
 #: Mean-cosine thresholds against PyTorch, per (format, precision); see docs/export.md.
 COSINE_THRESHOLDS: dict[tuple[str, str], float] = {
@@ -56,11 +51,11 @@ class Variant:
 
     @property
     def file(self) -> str:
-        return f"model_{self.precision}{_SUFFIX[self.format]}"
+        return f"model_{self.precision}{EXPORTERS.get(self.format).suffix}"
 
     @property
     def layout(self) -> str:
-        return _LAYOUT[self.format]
+        return EXPORTERS.get(self.format).layout
 
     @property
     def key(self) -> str:
@@ -91,7 +86,7 @@ def plan_variants(formats: list[str], quantizations: list[str]) -> tuple[list[Va
     skipped: list[str] = []
     for fmt in formats:
         for q in quantizations:
-            precision = _PRECISION[fmt][q]
+            precision = EXPORTERS.get(fmt).precisions.get(q)
             if precision is None:
                 skipped.append(f"{fmt} has no {q!r} variant (skipped)")
                 continue

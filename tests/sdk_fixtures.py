@@ -2,28 +2,23 @@
 
 Stands in for dp-export's output so the SDK can be tested without training or exporting a
 real backbone: same input contract (``image``, NCHW float in [0, 1], dynamic batch), same
-output (``embedding``, L2-normalised), same manifest schema (format
-"deepproduct-model-manifest", manifest_version 1). torch is used here only, never by the SDK.
+output (``embedding``, L2-normalised), the exporter's own minimal schema-valid manifest
+(``deepproduct.export.manifest.minimal_manifest``, torch-free). torch is used here only, never by
+the SDK.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from deepproduct.sdk.preprocessing import PreprocessingSpec
+from deepproduct.export.manifest import minimal_manifest, sha256_file, write_manifest
 
 FIXTURE_INPUT_SIZE = 32
 FIXTURE_DIM = 16
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def make_tiny_module(dim: int = FIXTURE_DIM, seed: int = 0):
@@ -51,7 +46,10 @@ def make_tiny_module(dim: int = FIXTURE_DIM, seed: int = 0):
 
 def build_tiny_model(out_dir: Path, dim: int = FIXTURE_DIM, input_size: int = FIXTURE_INPUT_SIZE,
                      seed: int = 0, space_id: str | None = None) -> Path:
-    """Write ``model.onnx`` and ``manifest.json`` into ``out_dir``; returns ``out_dir``."""
+    """Write ``model.onnx`` and ``manifest.json`` into ``out_dir``; returns ``out_dir``.
+
+    The embedding-space id is the ONNX file's sha256 unless ``space_id`` (64 hex digits) is given.
+    """
     import torch
 
     model = make_tiny_module(dim, seed)
@@ -64,17 +62,10 @@ def build_tiny_model(out_dir: Path, dim: int = FIXTURE_DIM, input_size: int = FI
         torch.onnx.export(model, (example,), str(onnx_path), input_names=["image"], output_names=["embedding"],
                           dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17,
                           dynamo=False)
-    spec = PreprocessingSpec.for_input_size(input_size)
-    manifest = {
-        "format": "deepproduct-model-manifest",
-        "manifest_version": 1,
-        "model": {"name": "tiny-test-cnn", "version": "0", "backbone": "tiny", "embedding_dim": dim},
-        "embedding_space_id": space_id or f"tiny-test-{seed}-{_sha256(onnx_path)[:16]}",
-        "preprocessing": spec.to_dict(),
-        "artefacts": [{"file": "model.onnx", "format": "onnx", "precision": "fp32", "layout": "NCHW",
-                       "input_name": "image", "output_name": "embedding", "sha256": _sha256(onnx_path)}],
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    manifest = minimal_manifest([("model.onnx", "onnx", "fp32")], name="tiny-test-cnn", backbone="tiny",
+                                embedding_dim=dim, input_size=input_size, mean=(0.5, 0.5, 0.5),
+                                embedding_space_id=space_id or sha256_file(onnx_path))
+    write_manifest(out_dir, manifest)
     return out_dir
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tiny_export import write_tiny_export
 
 from deepproduct.benchmarks.cli import main
 from deepproduct.benchmarks.model_stats import onnx_graph_counts
 from deepproduct.benchmarks.schema import read_records
 from deepproduct.benchmarks.search_bench import bench_search
-from deepproduct.benchmarks.tiny_export import write_tiny_export
+from deepproduct.sdk.model_manifest import sha256_file, sha256_path
 
 TINY_MACS = 16 * 32 * 32 * 27 + 24 * 16 * 16 * 144 + 32 * 8 * 8 * 216 + 32 * 16  # three convs + the head
 TINY_PARAMS = 16 * 27 + 24 * 144 + 32 * 216 + (16 + 24 + 32) + (32 * 16 + 16)  # BN folded into conv biases
@@ -30,7 +31,10 @@ def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (package / "Manifest.json").write_text("{}")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["artefacts"].append({"file": package.name, "format": "coreml", "precision": "fp16", "layout": "image",
-                                  "input_name": "image", "output_name": "embedding", "sha256": ""})
+                                  "input_name": "image", "output_name": "embedding", "sha256": sha256_path(package),
+                                  "size_bytes": 2, "parity": []})
+    manifest["files"].append({"path": f"{package.name}/Manifest.json", "sha256": sha256_file(package / "Manifest.json"),
+                              "size_bytes": 2})
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out
 

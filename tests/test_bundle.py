@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from deepproduct.export.manifest import minimal_manifest, write_manifest
 from deepproduct.sdk.bundle import BundleError, main, write_bundle
 from deepproduct.sdk.gallery_index import GalleryIndex
 from deepproduct.sdk.index_format import EmbeddingSpaceMismatchError
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 
-SPACE = "test-space-1"
+SPACE = "1" * 64  # an embedding-space id is a sha256 (the manifest schema)
 
 
 def _model_dir(tmp: Path, space: str = SPACE, dim: int = 8) -> Path:
@@ -22,16 +22,9 @@ def _model_dir(tmp: Path, space: str = SPACE, dim: int = 8) -> Path:
     d.mkdir()
     (d / "model.onnx").write_bytes(b"not really onnx")
     (d / "model.tflite").write_bytes(b"not really tflite")
-    sha = {f: hashlib.sha256((d / f).read_bytes()).hexdigest() for f in ("model.onnx", "model.tflite")}
-    (d / "manifest.json").write_text(json.dumps({
-        "format": "deepproduct-model-manifest", "manifest_version": 1,
-        "model": {"name": "t", "version": "1", "backbone": "tiny_cnn", "embedding_dim": dim},
-        "embedding_space_id": space, "preprocessing": PreprocessingSpec().to_dict(),
-        "artefacts": [
-            {"file": "model.onnx", "format": "onnx", "precision": "fp32", "layout": "NCHW", "sha256": sha["model.onnx"]},
-            {"file": "model.tflite", "format": "tflite", "precision": "fp32", "layout": "NHWC",
-             "sha256": sha["model.tflite"]},
-        ]}))
+    write_manifest(d, minimal_manifest([("model.onnx", "onnx", "fp32"), ("model.tflite", "tflite", "fp32")],
+                                       name="t", version="1", embedding_dim=dim,
+                                       input_size=PreprocessingSpec().input_size, embedding_space_id=space))
     return d
 
 

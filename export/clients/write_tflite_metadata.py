@@ -6,8 +6,9 @@ environment), driven by deepproduct.export.tflite_metadata. Usage:
     python write_tflite_metadata.py REQUEST.json REPLY.json
 
 tflite-support 0.4.4 has no image-embedder writer, so the generic
-``MetadataWriter.create_from_metadata_info`` is used with an image input (RGB, normalisation
-mean 0 / std 255: the graph takes [0, 1] and normalises inside) and a named float output. The
+``MetadataWriter.create_from_metadata_info`` is used with an image input (RGB, the normalisation
+the request names -- deepproduct.export.tflite_metadata.NORMALISATION, mean 0 / std 255: the graph
+takes [0, 1] and normalises inside) and a named float output. The
 written file is read back with ``MetadataDisplayer`` and the reply carries that JSON.
 """
 
@@ -29,7 +30,7 @@ def main(request_path: str, reply_path: str) -> None:
                                       description=req["description"], author=req["author"],
                                       licenses=req["license"])
     image = metadata_info.InputImageTensorMd(
-        name=req["input_name"], description=req["input_description"], norm_mean=[0.0], norm_std=[255.0],
+        name=req["input_name"], description=req["input_description"], norm_mean=req["norm_mean"], norm_std=req["norm_std"],
         color_space_type=md_fb.ColorSpaceType.RGB, tensor_type=schema_fb.TensorType.FLOAT32)
     embedding = metadata_info.TensorMd(name=req["output_name"], description=req["output_description"])
     writer = metadata_writer.MetadataWriter.create_from_metadata_info(

@@ -12,14 +12,10 @@
    -> OUT_DIR/expected.json;
 6. ``deepproduct.sdk.bundle`` -> OUT_DIR/bundle/ (the web bundle, exactly as for the real demo),
    and OUT_DIR/mismatch/ (a bundle whose manifest names another embedding space).
-
-If the exporter package is not importable (it is developed alongside this demo), step 3 falls
-back to the same dynamo ONNX export done here, with a manifest of the same schema, and says so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -30,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth_catalogue import write_catalogue  # noqa: E402
 
 from deepproduct.sdk.bundle import write_bundle  # noqa: E402
-from deepproduct.sdk.preprocessing import PreprocessingSpec  # noqa: E402
 
 EMBEDDING_DIM = 128
 BIN = Path(sys.executable).parent
@@ -47,49 +42,12 @@ def make_checkpoint(path: Path) -> Path:
     return save_checkpoint(path, net, model_config=model_config_of(net))
 
 
-def export_with_dp_export(checkpoint: Path, out: Path, calib: Path) -> bool:
-    """``dp-export``; False when the exporter package is not there (then the fallback runs)."""
-    try:
-        import deepproduct.export.cli  # noqa: F401
-    except ImportError as exc:
-        print(f"make_fixture: dp-export unavailable ({exc}); exporting with torch.onnx directly", flush=True)
-        return False
+def export_with_dp_export(checkpoint: Path, out: Path, calib: Path) -> None:
+    """``dp-export`` writes the model folder: the real exporter, its manifest, its parity check."""
     cmd = [str(BIN / "dp-export"), str(checkpoint), "--out", str(out), "--formats", "onnx", "--quantize", "none",
            "--calib", str(calib), "--calib-count", "8", "--parity-images", "8", "--no-clients",
            "--name", "e2e-fixture"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return True
-
-
-def export_fallback(out: Path) -> None:
-    """The exporter's essentials by hand: dynamo ONNX export + a manifest of the same schema."""
-    import onnx
-    import torch
-
-    from deepproduct.training.models.embedding_net import build_embedding_net
-
-    torch.manual_seed(0)
-    net = build_embedding_net("efficientnet_lite0", embedding_dim=EMBEDDING_DIM, pretrained=True).eval()
-    spec = PreprocessingSpec()
-    out.mkdir(parents=True)
-    path = out / "model.onnx"
-    program = torch.onnx.export(net, (torch.rand(1, 3, spec.input_size, spec.input_size),), dynamo=True,
-                                input_names=["image"], output_names=["embedding"],
-                                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},),
-                                external_data=False, verbose=False)
-    program.save(str(path))
-    onnx.checker.check_model(str(path), full_check=True)
-    manifest = {
-        "format": "deepproduct-model-manifest", "manifest_version": 1,
-        "model": {"name": "e2e-fixture", "version": "1", "backbone": "efficientnet_lite0",
-                  "embedding_dim": EMBEDDING_DIM},
-        "embedding_space_id": "e2e-fixture-efficientnet_lite0-128-seed0",
-        "preprocessing": spec.to_dict(),
-        "artefacts": [{"file": "model.onnx", "format": "onnx", "precision": "fp32", "layout": "NCHW",
-                       "input_name": "image", "output_name": "embedding",
-                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def build(out: Path) -> None:
@@ -100,8 +58,7 @@ def build(out: Path) -> None:
     work = out / "work"
     gallery, queries = write_catalogue(work)
     model_dir = out / "model"
-    if not export_with_dp_export(make_checkpoint(work / "checkpoint"), model_dir, work / "gallery"):
-        export_fallback(model_dir)
+    export_with_dp_export(make_checkpoint(work / "checkpoint"), model_dir, work / "gallery")
     index_path = out / "catalogue.dpindex"
     subprocess.run([str(BIN / "dp-search"), "build", "--model", str(model_dir), "--images", str(work / "gallery"),
                     "--out", str(index_path), "--threads", "1", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
@@ -124,7 +81,7 @@ def build(out: Path) -> None:
     onnx_file = next(a["file"] for a in manifest["artefacts"] if a["format"] == "onnx")
     bad = out / "mismatch"
     bad.mkdir()
-    (bad / "manifest.json").write_text(json.dumps({**manifest, "embedding_space_id": "some-other-model"}, indent=2))
+    (bad / "manifest.json").write_text(json.dumps({**manifest, "embedding_space_id": "f" * 64}, indent=2))
     (bad / "bundle.json").write_text(json.dumps({
         "manifest": "manifest.json", "index": "../bundle/catalogue.dpindex",
         "models": [{"file": f"../bundle/{onnx_file}", "format": "onnx", "precision": "fp32"}]}))

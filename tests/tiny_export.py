@@ -1,22 +1,20 @@
 """A tiny export folder (tiny_cnn, 16-d) in dp-export's layout, for smoke tests and self-checks.
 
 Why our own: the benchmark must be testable in seconds, without waiting for a full
-EfficientNet export, and independently of the exporter's progress. It writes what
-``load_model_manifest`` requires and nothing more: a checkpoint, ONNX fp32 (the legacy
+EfficientNet export, and independently of the exporter's progress. It writes the minimal
+schema-valid manifest (``deepproduct.export.manifest.minimal_manifest``): a checkpoint, ONNX fp32 (the legacy
 exporter: 0.3 s instead of 5 s for dynamo on this graph), ONNX int8 (static QDQ on random
 calibration: the weights are random anyway) and optionally TFLite fp32 (litert-torch, ~15 s).
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from deepproduct.export.manifest import sha256_file
-from deepproduct.sdk.preprocessing import PreprocessingSpec
+from deepproduct.export.manifest import minimal_manifest, write_manifest
 
 
 def write_tiny_export(out: str | Path, *, tflite: bool = False, embedding_dim: int = 16, seed: int = 0) -> Path:
@@ -41,35 +39,29 @@ def write_tiny_export(out: str | Path, *, tflite: bool = False, embedding_dim: i
         torch.onnx.export(model, (example,), str(fp32), dynamo=False, input_names=["image"],
                           output_names=["embedding"], opset_version=17,
                           dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
-    artefacts.append(("onnx", "fp32", fp32, "NCHW"))
+    artefacts.append(("onnx", "fp32", fp32))
     int8 = out / "model_int8.onnx"
     _quantize_onnx(fp32, int8, size, seed)
-    artefacts.append(("onnx", "int8", int8, "NCHW"))
+    artefacts.append(("onnx", "int8", int8))
     if tflite:
         import litert_torch
 
         nhwc = litert_torch.to_channel_last_io(model, args=[0])
         path = out / "model_fp32.tflite"
         litert_torch.convert(nhwc, (example.permute(0, 2, 3, 1).contiguous(),)).export(str(path))
-        artefacts.append(("tflite", "fp32", path, "NHWC"))
+        artefacts.append(("tflite", "fp32", path))
 
-    spec = PreprocessingSpec.for_input_size(size)
-    manifest = {
-        "format": "deepproduct-model-manifest",
-        "manifest_version": 1,
-        "model": {"name": "tiny", "version": "0", "backbone": "tiny_cnn", "embedding_dim": embedding_dim,
-                  "source_checkpoint": {"file": checkpoint.name, "sha256": sha256_file(checkpoint)}},
-        "embedding_space_id": embedding_space_id(model),
-        "preprocessing": spec.to_dict(),
-        "artefacts": [{"file": p.name, "format": f, "precision": prec, "layout": layout, "input_name": "image",
-                       "output_name": "embedding", "sha256": sha256_file(p)} for f, prec, p, layout in artefacts],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    mean, std = model.normalisation
+    manifest = minimal_manifest([(p.name, f, prec) for f, prec, p in artefacts], name="tiny", backbone="tiny_cnn",
+                                embedding_dim=embedding_dim, input_size=size,
+                                embedding_space_id=embedding_space_id(model), mean=tuple(mean), std=tuple(std),
+                                source_checkpoint=checkpoint)
+    write_manifest(out, manifest)
     return out
 
 
 def _quantize_onnx(src: Path, dst: Path, size: int, seed: int) -> None:
-    """Static per-channel QDQ int8, the exporter's recipe (TOOLCHAIN.md), on random calibration."""
+    """Static per-channel QDQ int8, the exporter's recipe (docs/export.md), on random calibration."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     rng = np.random.default_rng(seed)

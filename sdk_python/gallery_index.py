@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .exact_search import top_k_inner_product
+from .exact_search import (
+    MAX_COARSE_QUERIES,
+    CoarseCodes,
+    coarse_codes_for,
+    coarse_scan_top_k,
+    resolve_backend,
+    top_k_inner_product,
+)
 from .index_format import (
     STORAGE_DTYPES,
     EmbeddingSpaceMismatchError,
@@ -107,6 +114,9 @@ class GalleryIndex:
         self._items: list[dict[str, Any]] | None = []
         self._source: IndexFileContents | None = None
         self._columns: dict[str, tuple[np.ndarray, dict[tuple, int]]] = {}
+        # Search-side caches, keyed by the identity of what they derive from (edits replace it).
+        self._coarse: tuple[np.ndarray, CoarseCodes] | None = None
+        self._product_codes_cache: tuple[list[str], np.ndarray] | None = None
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -297,19 +307,78 @@ class GalleryIndex:
         return self._columns[name]
 
     def search_arrays(self, queries: np.ndarray, k: int = 5, filter: Mapping[str, Any] | None = None,
-                      threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(scores float32, positions int64), each (Q, min(k, eligible)), best first."""
+                      threads: int | None = 1, *, unique_products: bool = False,
+                      backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores float32, positions int64), each (Q, min(k, eligible)), best first.
+
+        ``unique_products``: the top k *distinct products*, each scored by its best image (the
+        returned position); (Q, min(k, distinct eligible products)). ``backend``: "auto" (None),
+        "numpy" or a SIMD backend name (exact_search.BACKENDS); every backend returns the same
+        ids, and scores equal within float32 rounding.
+        """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         weights = self.prepare_queries(queries)
         rows = self.filter_rows(filter)
+        if unique_products:
+            return self._product_top_k(weights, int(k), rows, threads, backend)
+        return self._top_k(weights, int(k), rows, threads, backend)
+
+    def _top_k(self, weights: np.ndarray, k: int, rows: np.ndarray | None, threads: int | None,
+               backend: str | None) -> tuple[np.ndarray, np.ndarray]:
+        name = resolve_backend(backend)
+        if name != "numpy" and 0 < weights.shape[0] <= MAX_COARSE_QUERIES and len(self):
+            return coarse_scan_top_k(self._vectors, self.coarse_codes(), weights, k, rows=rows, backend=name)
         return top_k_inner_product(self._vectors, weights, k, rows=rows, threads=threads)
 
+    def coarse_codes(self) -> CoarseCodes:
+        """Stage-1 codes of the accelerated scan: int8 storage's own codes, or an int8 shadow of
+        float32 storage (a quarter of its size, built on first use and kept; docs/sdk.md)."""
+        if self._coarse is None or self._coarse[0] is not self._vectors:
+            self._coarse = (self._vectors, coarse_codes_for(self._vectors))
+        return self._coarse[1]
+
+    def product_codes(self) -> np.ndarray:
+        """int32 code per position, equal for equal product ids (cached until the ids change)."""
+        ids = self.product_ids
+        if self._product_codes_cache is None or self._product_codes_cache[0] is not ids:
+            lookup: dict[str, int] = {}
+            codes = np.fromiter((lookup.setdefault(p, len(lookup)) for p in ids), dtype=np.int32, count=len(ids))
+            self._product_codes_cache = (ids, codes)
+        return self._product_codes_cache[1]
+
+    def _product_top_k(self, weights: np.ndarray, k: int, rows: np.ndarray | None, threads: int | None,
+                       backend: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Top k distinct products: deepen the item search until each query sees k products.
+
+        Products rank by their first item in the item ranking (score desc, position asc), which
+        is their best image; once k distinct products appear among the top ``depth`` items, no
+        product outside them can outrank them. All queries share the eligible rows, so when the
+        search reaches every eligible item each finds the same number of products.
+        """
+        codes = self.product_codes()
+        eligible = len(self) if rows is None else len(rows)
+        depth = min(eligible, max(4 * k, 16))
+        while True:
+            scores, positions = self._top_k(weights, depth, rows, threads, backend)
+            picks = [_first_distinct(codes[prow], k) for prow in positions]
+            if depth >= eligible or min((len(p) for p in picks), default=k) >= k:
+                break
+            depth = min(eligible, depth * 4)
+        width = min((len(p) for p in picks), default=0)
+        take = np.array([p[:width] for p in picks], dtype=np.int64).reshape(len(picks), width)
+        return np.take_along_axis(scores, take, 1), np.take_along_axis(positions, take, 1)
+
     def search(self, queries: np.ndarray, k: int = 5, filter: Mapping[str, Any] | None = None,
-               threads: int | None = 1) -> list[SearchHit] | list[list[SearchHit]]:
-        """Top-k hits; one list for a 1-D query, a list of lists for a (Q, D) batch."""
+               threads: int | None = 1, *, unique_products: bool = False,
+               backend: str | None = None) -> list[SearchHit] | list[list[SearchHit]]:
+        """Top-k hits; one list for a 1-D query, a list of lists for a (Q, D) batch.
+
+        ``unique_products=True``: one hit per product (its best-matching image), k products.
+        """
         single = np.ndim(queries) == 1
-        scores, positions = self.search_arrays(queries, k, filter, threads)
+        scores, positions = self.search_arrays(queries, k, filter, threads, unique_products=unique_products,
+                                               backend=backend)
         ids, items = self.product_ids, self.metadata
         results = [
             [SearchHit(rank + 1, int(p), ids[p], float(s), items[p])
@@ -350,6 +419,13 @@ class GalleryIndex:
             index.metadata  # noqa: B018 -- validate the JSON now so a bad file fails at load time
         index.check_embedding_space(expected_space_id)
         return index
+
+
+def _first_distinct(codes: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the first occurrence of each distinct code, in order, at most ``k``."""
+    _, first = np.unique(codes, return_index=True)
+    first.sort()
+    return first[:k]
 
 
 def estimate_bytes(count: int, dim: int, storage: str) -> int:

@@ -1,0 +1,187 @@
+"""Accelerated (two-stage int8 SIMD) search == numpy fallback, and product-level search.
+
+The accelerated backends are an optional extra (``deepproduct[fast-search]``, part of the dev
+install); the comparisons run for every backend installed, and the numpy path is always
+compared against a float64 brute force.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepproduct.sdk import exact_search
+from deepproduct.sdk.gallery_index import GalleryIndex
+
+SIMD = [b for b in exact_search.available_backends() if b != "numpy"]
+
+
+def test_without_simd_backends_auto_falls_back_to_numpy(monkeypatch):
+    monkeypatch.setattr(exact_search, "_loaded", {name: None for name in exact_search.BACKENDS})
+    monkeypatch.delenv("DEEPPRODUCT_SEARCH_BACKEND", raising=False)
+    assert exact_search.available_backends() == ["numpy"] and exact_search.resolve_backend(None) == "numpy"
+    index = _index("int8", np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32))
+    assert index.search(np.ones(8), 3)[0].rank == 1
+    with pytest.raises(ValueError, match="not installed"):
+        exact_search.resolve_backend("simsimd")
+
+
+def _index(storage: str, emb: np.ndarray, per_product: int = 3, meta: bool = True) -> GalleryIndex:
+    n = len(emb)
+    items = [{"category": ["mug", "hat", "bag", "shoe", "lamp", "cup", "pen", "box", "jar", "cap"][i % 10]}
+             for i in range(n)] if meta else None
+    return GalleryIndex.from_embeddings(emb, [f"p{i // per_product}" for i in range(n)], items, storage=storage)
+
+
+def _reference(index: GalleryIndex, queries: np.ndarray, k: int, rows: np.ndarray | None = None):
+    """float64 brute force with the documented weights, lexsorted (score desc, position asc)."""
+    w = index.prepare_queries(queries).astype(np.float64)
+    scores = w @ np.asarray(index.vectors, np.float64).T
+    eligible = np.arange(len(index)) if rows is None else rows
+    out = []
+    for row in scores:
+        order = np.lexsort((eligible, -row[eligible]))[:k]
+        out.append((row[eligible][order], eligible[order]))
+    return np.array([o[0] for o in out]), np.array([o[1] for o in out])
+
+
+def _assert_ranking(p, s, want_p, want_s, gap: float = 1e-6):
+    """Equal positions, except that items whose reference scores are within ``gap`` (float32
+    rounding of a near-tie) may swap among themselves; scores equal within float32 rounding."""
+    p, s, want_p, want_s = map(np.atleast_2d, (p, s, want_p, want_s))
+    assert p.shape == want_p.shape
+    np.testing.assert_allclose(s, want_s, atol=1e-5, rtol=0)
+    for prow, wrow, wsrow in zip(p, want_p, want_s, strict=True):
+        near = np.zeros(len(wrow), bool)
+        close = np.abs(np.diff(wsrow)) < gap
+        near[1:] |= close
+        near[:-1] |= close
+        np.testing.assert_array_equal(prow[~near], wrow[~near])
+        assert sorted(prow[near].tolist()) == sorted(wrow[near].tolist()) or near[-1]
+
+
+def _assert_same(index, queries, k, filt=None):
+    """Every SIMD backend: exactly the float64 reference; numpy: the same up to float32 near-ties."""
+    ref_s, ref_p = _reference(index, queries, k, index.filter_rows(filt))
+    np_s, np_p = index.search_arrays(queries, k, filt, backend="numpy")
+    _assert_ranking(np_p, np_s, ref_p, ref_s)
+    for backend in SIMD:
+        s, p = index.search_arrays(queries, k, filt, backend=backend)
+        np.testing.assert_array_equal(p, ref_p)
+        np.testing.assert_allclose(s, ref_s, atol=1e-6, rtol=0)
+        _assert_ranking(p, s, np_p, np_s)
+    return ref_s, ref_p
+
+
+@pytest.mark.parametrize("storage", ["float32", "int8"])
+@pytest.mark.parametrize("dim", [16, 128, 130])
+def test_random_clustered_and_filtered(storage, dim):
+    rng = np.random.default_rng(dim)
+    centres = rng.standard_normal((40, dim)).astype(np.float32)
+    emb = centres[rng.integers(0, 40, 5000)] + 0.3 * rng.standard_normal((5000, dim)).astype(np.float32)
+    emb[::97] *= 40  # extreme norms (normalised away) and extreme per-dimension values below
+    emb[5, 3] = 1e4
+    index = _index(storage, emb)
+    queries = emb[rng.integers(0, 5000, 3)] + 0.1 * rng.standard_normal((3, dim)).astype(np.float32)
+    for k, filt in [(1, None), (10, None), (37, {"category": "mug"}), (10, {"category": ["hat", "pen"]})]:
+        _assert_same(index, queries, k, filt)
+
+
+@pytest.mark.parametrize("storage", ["float32", "int8"])
+def test_ties_duplicates_and_k_beyond_gallery(storage):
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((1, 24)).astype(np.float32)
+    emb = np.repeat(base, 300, axis=0)  # every score ties: positions 0..k-1 must win
+    emb[150:] = rng.standard_normal((150, 24)).astype(np.float32)
+    emb[290] = base[0]
+    index = _index(storage, emb)
+    s, p = _assert_same(index, base, 12)
+    assert p[0].tolist() == list(range(12))
+    _, p = _assert_same(index, base, 500)  # k > N: the whole ranking, ties in position order
+    assert p.shape == (1, 300) and p[0, 150] == 290
+    _, p = _assert_same(index, -base, 5)
+    _assert_same(index, np.vstack([base, -base, base * 7]), 3)  # several queries, one scan each
+
+
+@pytest.mark.parametrize("storage", ["float32", "int8"])
+def test_empty_filters_and_empty_index(storage):
+    rng = np.random.default_rng(2)
+    index = _index(storage, rng.standard_normal((200, 8)).astype(np.float32))
+    q = rng.standard_normal((2, 8)).astype(np.float32)
+    for backend in SIMD + ["numpy"]:
+        s, p = index.search_arrays(q, 5, {"category": "none-such"}, backend=backend)
+        assert s.shape == p.shape == (2, 0)
+        assert index.search(q[0], 5, {"category": "none-such"}, backend=backend) == []
+        assert index.search(q[0], 5, {"category": "none-such"}, backend=backend, unique_products=True) == []
+    empty = GalleryIndex(8, storage)
+    assert empty.search(q, 3) == [[], []]
+    assert empty.search(q, 3, unique_products=True) == [[], []]
+
+
+def test_ramp_defeats_pruning_and_stays_exact():
+    # Scores increase along the file: every block beats the running threshold.
+    ramp = np.zeros((40000, 8), np.float32)
+    ramp[:, 0] = np.linspace(0.1, 1, 40000)
+    ramp[:, 1] = 1
+    index = _index("float32", ramp, meta=False)
+    _, p = _assert_same(index, np.eye(8, dtype=np.float32)[:1], 3)
+    assert p.tolist() == [[39999, 39998, 39997]]
+
+
+def test_edits_rebuild_the_shadow():
+    rng = np.random.default_rng(4)
+    index = _index("float32", rng.standard_normal((100, 16)).astype(np.float32), meta=False)
+    q = rng.standard_normal(16).astype(np.float32)
+    index.search(q, 3)
+    index.add(q[None, :] * 5, ["new"])
+    for backend in SIMD + ["numpy"]:
+        assert index.search(q, 1, backend=backend)[0].product_id == "new"
+    index.remove(["new"])
+    assert all(h.product_id != "new" for h in index.search(q, 5))
+
+
+def test_unknown_or_missing_backend_is_one_clear_error():
+    index = _index("int8", np.eye(4, dtype=np.float32), meta=False)
+    with pytest.raises(ValueError, match="unknown search backend 'blas'"):
+        index.search_arrays(np.eye(4)[:1], 1, backend="blas")
+
+
+# ------------------------------------------------------------------ products
+def _product_reference(index: GalleryIndex, queries: np.ndarray, k: int, rows=None):
+    """Each product scored by its best image (ties: smaller position), products ranked likewise."""
+    s, p = _reference(index, queries, len(index), rows)
+    ids = np.asarray(index.product_ids)
+    out = []
+    for srow, prow in zip(s, p, strict=True):
+        seen, hits = set(), []
+        for score, pos in zip(srow, prow, strict=True):
+            if ids[pos] not in seen:
+                seen.add(ids[pos])
+                hits.append((score, pos))
+        out.append(hits[:k])
+    return out
+
+
+@pytest.mark.parametrize("storage", ["float32", "int8"])
+@pytest.mark.parametrize("per_product", [1, 4, 60])
+def test_unique_products_match_best_image_reference(storage, per_product):
+    rng = np.random.default_rng(per_product)
+    centres = rng.standard_normal((30, 32)).astype(np.float32)
+    emb = centres[np.arange(1200) // 40] + 0.2 * rng.standard_normal((1200, 32)).astype(np.float32)
+    index = _index(storage, emb, per_product=per_product)
+    queries = emb[[0, 500, 1199]] + 0.05
+    for k, filt in [(5, None), (10, {"category": "mug"}), (1000, None)]:
+        want = _product_reference(index, queries, k, index.filter_rows(filt))
+        for backend in SIMD + ["numpy"]:
+            s, p = index.search_arrays(queries, k, filt, unique_products=True, backend=backend)
+            want_p = np.array([[pos for _, pos in row] for row in want])
+            want_s = np.array([[sc for sc, _ in row] for row in want])
+            if backend == "numpy":
+                _assert_ranking(p, s, want_p, want_s)
+            else:
+                np.testing.assert_array_equal(p, want_p)
+                np.testing.assert_allclose(s, want_s, atol=1e-6)
+            ids = [index.product_ids[i] for i in p[0]]
+            assert len(set(ids)) == len(ids)
+    hits = index.search(queries[0], 3, unique_products=True)
+    assert [h.rank for h in hits] == [1, 2, 3] and len({h.product_id for h in hits}) == 3

@@ -39,12 +39,14 @@ class ProductSearch:
         return cls(embedder, gallery)
 
     def search_images(self, images: Sequence[ImageSource], k: int = 5,
-                      filter: Mapping[str, Any] | None = None) -> list[list[SearchHit]]:
-        return self.index.search(self.embedder.embed(images), k=k, filter=filter)
+                      filter: Mapping[str, Any] | None = None, *,
+                      unique_products: bool = False) -> list[list[SearchHit]]:
+        """Top k per photo; ``unique_products``: k distinct products, each with its best image."""
+        return self.index.search(self.embedder.embed(images), k=k, filter=filter, unique_products=unique_products)
 
-    def search_image(self, image: ImageSource, k: int = 5,
-                     filter: Mapping[str, Any] | None = None) -> list[SearchHit]:
-        return self.search_images([image], k, filter)[0]
+    def search_image(self, image: ImageSource, k: int = 5, filter: Mapping[str, Any] | None = None, *,
+                     unique_products: bool = False) -> list[SearchHit]:
+        return self.search_images([image], k, filter, unique_products=unique_products)[0]
 
 
 def build_catalogue_index(entries: Sequence[CatalogueEntry], embedder: Embedder, *, storage: str = "float32",
@@ -77,11 +79,13 @@ def build_catalogue_index(entries: Sequence[CatalogueEntry], embedder: Embedder,
 
 def recall_at_k(index: GalleryIndex, query_embeddings: np.ndarray, query_products: Sequence[str],
                 ks: Sequence[int] = (1, 5, 10), filter: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """Consumer-to-shop Recall@K through the index (METHOD.md section 5).
+    """Consumer-to-shop Recall@K through the index (docs/method.md section 5).
 
     The share of queries with an item of their product among the top K items, over the
     queries whose product is in the gallery at all (the others are counted in
-    ``unmatched_queries``), as the training-side evaluation does.
+    ``unmatched_queries``), as the training-side evaluation does. ``product_recall@K`` is the
+    same over the top K *distinct products* (what a shopper sees when results are products):
+    never lower, and equal when every product has one image.
     """
     ks = sorted({int(k) for k in ks})
     gallery_products = np.asarray(index.product_ids, dtype=object)
@@ -89,10 +93,12 @@ def recall_at_k(index: GalleryIndex, query_embeddings: np.ndarray, query_product
     matched = np.isin(labels, np.unique(gallery_products)) if len(gallery_products) else np.zeros(len(labels), bool)
     out: dict[str, float] = {"queries": float(len(labels)), "unmatched_queries": float((~matched).sum())}
     if not matched.any():
-        out.update({f"recall@{k}": float("nan") for k in ks})
+        out.update({f"{prefix}recall@{k}": float("nan") for k in ks for prefix in ("", "product_")})
         return out
-    _, positions = index.search_arrays(np.asarray(query_embeddings)[matched], k=ks[-1], filter=filter)
-    correct = gallery_products[positions] == labels[matched][:, None]
-    for k in ks:
-        out[f"recall@{k}"] = float(correct[:, :k].any(axis=1).mean())
+    queries = np.asarray(query_embeddings)[matched]
+    for prefix, unique in (("", False), ("product_", True)):
+        _, positions = index.search_arrays(queries, k=ks[-1], filter=filter, unique_products=unique)
+        correct = gallery_products[positions] == labels[matched][:, None]
+        for k in ks:
+            out[f"{prefix}recall@{k}"] = float(correct[:, :k].any(axis=1).mean())
     return out

@@ -55,7 +55,12 @@ def test_build_info_query(model_dir, catalogue, tmp_path):
     assert doc[0]["results"][0]["product_id"] == "p001" and len(doc[0]["results"]) == 2
     doc = json.loads(run("query", "--index", out, "--model", model_dir, items[3][0], "--filter", "category=mug",
                          "--json").output)
+    assert [r["product_id"] for r in doc[0]["results"]] == ["p000"]  # distinct products by default
+    doc = json.loads(run("query", "--index", out, "--model", model_dir, items[3][0], "--filter", "category=mug",
+                         "--images", "--json").output)
     assert [r["product_id"] for r in doc[0]["results"]] == ["p000", "p000"]
+    doc = json.loads(run("query", "--index", out, "--model", model_dir, items[3][0], "-k", "6", "--json").output)
+    assert sorted(r["product_id"] for r in doc[0]["results"]) == [f"p{i:03d}" for i in range(6)]
     sheet = tmp_path / "q.png"
     res = run("query", "--index", out, "--model", model_dir, items[3][0], "--contact-sheet", sheet)
     assert res.exit_code == 0 and sheet.stat().st_size > 1000
@@ -132,10 +137,12 @@ def test_evaluate_from_dataset_manifest(model_dir, tmp_path):
     metrics = json.loads(res.output)
     assert metrics["queries"] == 10 and metrics["unmatched_queries"] == 0
     assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"] == 1.0
+    for k in (1, 5, 10):  # one image per product here: both figures coincide
+        assert metrics[f"product_recall@{k}"] == metrics[f"recall@{k}"]
     sheet = tmp_path / "report" / "sheet.png"
     text = run("evaluate", "--index", out, "--model", model_dir, "--queries", csv, "--no-progress",
                "--contact-sheet", sheet, "--sheet-rows", "4").output
-    assert "Recall@1:" in text and "Recall@10: 100.00" in text
+    assert "Recall@1:" in text and "Recall@10: 100.00 per image, 100.00 over distinct products" in text
     with Image.open(sheet) as img:  # 4 query rows, query + top 5 columns
         assert img.width > 5 * img.height / 4 and img.height > 4 * 112
     # The numbers equal a direct brute-force computation through the same embedder.

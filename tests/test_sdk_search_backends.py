@@ -185,3 +185,16 @@ def test_unique_products_match_best_image_reference(storage, per_product):
             assert len(set(ids)) == len(ids)
     hits = index.search(queries[0], 3, unique_products=True)
     assert [h.rank for h in hits] == [1, 2, 3] and len({h.product_id for h in hits}) == 3
+
+
+def test_product_recall_counts_distinct_products():
+    from deepproduct.sdk.search import recall_at_k
+
+    # Product "a" has three near-identical images that fill the top 3; "b" is 4th as an image
+    # but 2nd as a product.
+    base = np.eye(4, dtype=np.float32)
+    emb = np.stack([base[0], base[0] + 0.01 * base[1], base[0] + 0.02 * base[1], base[0] + 0.5 * base[2], base[3]])
+    index = GalleryIndex.from_embeddings(emb, ["a", "a", "a", "b", "c"])
+    m = recall_at_k(index, base[:1], ["b"], ks=(1, 2, 3))
+    assert (m["recall@1"], m["recall@2"], m["recall@3"]) == (0.0, 0.0, 0.0)
+    assert (m["product_recall@1"], m["product_recall@2"], m["product_recall@3"]) == (0.0, 1.0, 1.0)

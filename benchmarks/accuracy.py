@@ -2,7 +2,7 @@
 
 Every artefact that runs here embeds the held-out split through the SDK's preprocessing (the
 phones' one definition), so the only difference between artefacts is the conversion and
-quantisation. Metrics follow METHOD.md section 5 (consumer-to-shop Recall@1/5 and MAP@R, via
+quantisation. Metrics follow docs/method.md section 5 (consumer-to-shop Recall@1/5 and MAP@R, via
 ``deepproduct.training.evaluation``, the same code the training report uses); the mean cosine
 to the PyTorch embeddings of the same tensors isolates conversion error from retrieval effects.
 An artefact more than ``flag_points`` Recall@1 points below its format's fp32 artefact (or

@@ -1,6 +1,6 @@
 """ONNX fp32 -> int8: static QDQ, per-channel weights, calibrated on real-looking photos.
 
-Choices measured on this CPU (docs/export.md, ../shared/TOOLCHAIN.md):
+Choices measured on this CPU (docs/export.md, incl. its toolchain facts):
 - ``quant_pre_process`` fails on these graphs' symbolic shape inference (``_infer_Expand``,
   ReduceL2 axes in opset >= 18), so it runs with ``skip_symbolic_shape=True``.
 - u8 activations / s8 weights, full 8-bit range. ``reduce_range`` (7-bit weights) only helps x86

@@ -14,7 +14,7 @@ SDK's index builder only ever read one thing. The format is documented in ``docs
 * ``product_id``: the identity that retrieval must find; never empty.
 * ``domain``: ``shop`` (catalogue / studio image) or ``user`` (consumer phone photo).
 * ``split``: ``train`` or ``test``. A product lives in exactly one split (train and test products
-  are disjoint; METHOD.md section 5), which the reader checks.
+  are disjoint; docs/method.md section 5), which the reader checks.
 * ``tags``: catalogue tags joined with ``|`` (may be empty, e.g. on phone photos, which carry none).
 * ``attr_<name>``: one column per product attribute; an empty cell means *unknown*, and unknown
   attributes are left out of :attr:`DatasetRow.attributes` (so two unknowns never count as a match).

@@ -1,4 +1,4 @@
-"""The one definition of image preprocessing (METHOD.md section 6, docs/preprocessing.md).
+"""The one definition of image preprocessing (docs/method.md section 6, docs/preprocessing.md).
 
 Every consumer -- the SDK embedders, the exporter's calibration and parity checks, the
 training's evaluation transform and (re-implemented line for line) the demo apps' cores --

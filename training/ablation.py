@@ -1,4 +1,4 @@
-"""The recipe ablation (issue 5): every training recipe on the same data, seed and step budget.
+"""The recipe ablation: every training recipe on the same data, seed and step budget.
 
     python -m deepproduct.training.ablation --config configs/ablation.yaml --out runs/ablation
 

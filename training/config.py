@@ -1,6 +1,6 @@
 """Training configuration: dataclasses loaded from YAML, with ``key=value`` overrides.
 
-Every field of METHOD.md is a field here with its default. Unknown keys are errors that name the
+Every symbol of docs/method.md is a field here with its default. Unknown keys are errors that name the
 key (and the nearest valid one): a typo must not silently train the wrong recipe.
 """
 

@@ -1,4 +1,4 @@
-"""Retrieval metrics of METHOD.md section 5: consumer-to-shop Recall@K and MAP@R, and the
+"""Retrieval metrics of docs/method.md section 5: consumer-to-shop Recall@K and MAP@R, and the
 leave-one-out (Stanford Online Products style) variant for single-domain data.
 
 * Recall@K (our own, chunked torch top-K on squared Euclidean distances, so a 10k x 10k query x

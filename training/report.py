@@ -92,7 +92,7 @@ def training_section(runs: dict[str, dict], baseline: dict[str, Any] | None, plo
     variants = {run["summary"]["multitask_variant"] for run in runs.values()}
     if "distillation" in variants:
         lines += ["", "Multitask regularisation ran as **distillation to a frozen pretrained teacher** "
-                      "(METHOD.md section 3: no ImageNet folder was given); the paper's variant mixes real "
+                      "(docs/method.md section 3: no ImageNet folder was given); the paper's variant mixes real "
                       "ImageNet images into every step (`data.imagenet_folder=...`)."]
     if "imagenet" in variants:
         lines += ["", "Multitask regularisation ran with **real ImageNet-format images** mixed into every step."]

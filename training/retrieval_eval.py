@@ -1,4 +1,4 @@
-"""Embed a split and score it with the METHOD.md section 5 protocol."""
+"""Embed a split and score it with the docs/method.md section 5 protocol."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ AdamW with warm-up and cosine decay, per-epoch evaluation, JSONL log, atomic che
 Determinism: every epoch reseeds torch, the sampler and the loader from (seed, epoch), so a run
 stopped after epoch e and resumed equals the uninterrupted run (checkpoints are per epoch).
 
-Hooks for the seed-alternative methods (METHOD.md section 4); all optional, the plain recipe uses none:
+Hooks for the seed-alternative methods (docs/method.md section 4); all optional, the plain recipe uses none:
 - a loss may define ``required_columns`` (manifest columns it needs), ``bind_manifest(manifest,
   train_products)`` and ``bind_model(model)`` (sizes it learns from the data and the model, before the
   optimiser is built), ``set_epoch(epoch)`` (called at the start of every epoch: DAML's warm-up

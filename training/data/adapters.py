@@ -10,7 +10,7 @@ Stanford Online Products (Song et al. 2016), ``Stanford_Online_Products/``
     Paths are relative to the folder holding the lists. 11,318 train and 11,316 test classes; the
     super class is the path's first folder without ``_final`` (bicycle ... toaster).
     SOP has one domain (eBay listing photos, no consumer photos), so every row is ``domain=shop``,
-    and evaluation uses the in-shop protocol of METHOD.md section 5: leave-one-out over all images
+    and evaluation uses the in-shop protocol of docs/method.md section 5: leave-one-out over all images
     of the split (the evaluator picks it when a split has only one domain).
 
 DeepFashion In-shop Clothes Retrieval, ``In-shop Clothes Retrieval Benchmark/``

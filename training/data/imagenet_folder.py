@@ -1,4 +1,4 @@
-"""ImageNet-format folder reader for the multitask branch (METHOD.md section 3, paper's variant).
+"""ImageNet-format folder reader for the multitask branch (docs/method.md section 3, paper's variant).
 
 Layout: ``ROOT/<synset>/<image>`` with synset folders such as ``n01440764/*.JPEG`` (the ILSVRC
 train layout; any subset of the 1000 classes). The synset -> class index map is the standard

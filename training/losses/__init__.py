@@ -1,7 +1,7 @@
 """Metric losses (a registry: ``create_loss(name, **params)``) and the multitask ImageNet losses.
 
 Importing this package registers ``robust_contrastive``, ``contrastive`` and ``triplet``, and the
-seed alternatives of METHOD.md section 4: ``sgml``, ``lrml`` (with ``normalized_softmax``, its
+seed alternatives of docs/method.md section 4: ``sgml``, ``lrml`` (with ``normalized_softmax``, its
 classification part) and ``daml``.
 Every registered loss is called as ``loss(embeddings, labels, domains) -> scalar``.
 """

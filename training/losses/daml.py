@@ -1,4 +1,4 @@
-r"""DAML: deep adversarial metric learning (METHOD.md section 4; paper 004).
+r"""DAML: deep adversarial metric learning (docs/method.md section 4; paper 004).
 
 Hard negatives are rare in a batch, so a generator turns the plentiful easy negatives into
 synthetic hard ones, trained adversarially against the embedding.
@@ -198,7 +198,7 @@ class DAMLLoss(nn.Module):
 def daml(margin: float = 0.2, lambda_reg: float = 1.0, lambda_adv: float = 1.0, lambda_synth: float = 1.0,
          real_weight: float = 1.0, metric_alone_epochs: int = 1, g_alone_epochs: int = 1,
          g_triplets_per_anchor: int = 16, g_lr: float = 1e-3, g_hidden: int | None = None) -> DAMLLoss:
-    """METHOD.md section 4, DAML (paper 004); see the module docstring."""
+    """docs/method.md section 4, DAML (paper 004); see the module docstring."""
     return DAMLLoss(margin=margin, lambda_reg=lambda_reg, lambda_adv=lambda_adv, lambda_synth=lambda_synth,
                     real_weight=real_weight, metric_alone_epochs=metric_alone_epochs,
                     g_alone_epochs=g_alone_epochs, g_triplets_per_anchor=g_triplets_per_anchor, g_lr=g_lr,

@@ -1,7 +1,7 @@
-r"""LRML: learning to rank with rank-dependent margins (METHOD.md section 4; paper 001) -- our reading.
+r"""LRML: learning to rank with rank-dependent margins (docs/method.md section 4; paper 001) -- our reading.
 
 The paper's full text is not available to us; the formula below is our reading of its abstract
-(METHOD.md section 4 says the same). The abstract's two points: (1) usual losses push every
+(docs/method.md section 4 says the same). The abstract's two points: (1) usual losses push every
 negative to the same distance (one ring round the query), losing the ranking structure, so
 negatives get *rank-dependent* margins; (2) building the similarity structure over all negatives
 is costly, so each query uses one positive from the gallery and the *five lowest-ranked* negatives.
@@ -90,5 +90,5 @@ class LRMLLoss(nn.Module):
 
 @register_loss("lrml")
 def lrml(m_rank: float = 0.1, num_negatives: int = 5, pick: str = "lowest") -> LRMLLoss:
-    """METHOD.md section 4, LRML (our reading of paper 001); see the module docstring."""
+    """docs/method.md section 4, LRML (our reading of paper 001); see the module docstring."""
     return LRMLLoss(m_rank=m_rank, num_negatives=num_negatives, pick=pick)

@@ -1,4 +1,4 @@
-r"""Multitask ImageNet regularisation (METHOD.md section 3, paper 002).
+r"""Multitask ImageNet regularisation (docs/method.md section 3, paper 002).
 
 Total loss L = L_metric + lambda_cls * L_cls (lambda_cls = 0.5 in the config). Two variants of
 L_cls, both on the ImageNet classifier kept on the pooled features:

@@ -1,4 +1,4 @@
-r"""Robust contrastive loss (METHOD.md section 2) — our reading of the paper 002 abstract.
+r"""Robust contrastive loss (docs/method.md section 2) — our reading of the paper 002 abstract.
 
 The paper's full text is not available to us; this formula is our reading of its abstract.
 
@@ -103,6 +103,6 @@ class RobustContrastiveLoss(GenericPairLoss):
 @register_loss("robust_contrastive")
 def robust_contrastive(m_pos: float = 0.3, m_neg: float = 0.9, delta: float = 0.5,
                        hard_negatives: int | None = None) -> PMLLoss:
-    """METHOD.md section 2 (our reading of paper 002); ``delta`` may be ``float('inf')``."""
+    """docs/method.md section 2 (our reading of paper 002); ``delta`` may be ``float('inf')``."""
     return PMLLoss(RobustContrastiveLoss(m_pos=m_pos, m_neg=m_neg, delta=float(delta),
                                          hard_negatives=hard_negatives))

@@ -1,7 +1,7 @@
-r"""SGML: semantic-granularity metric learning (METHOD.md section 4; paper 000) -- our reading.
+r"""SGML: semantic-granularity metric learning (docs/method.md section 4; paper 000) -- our reading.
 
 The paper's full text is not available to us; the formulas below are our reading of its abstract
-(METHOD.md section 4 says the same). What the abstract claims, and why we implement it this way:
+(docs/method.md section 4 says the same). What the abstract claims, and why we implement it this way:
 different products are not equally different -- a red striped mug and a red dotted mug share more
 than a red mug and a blue bag -- so a negative pair that shares attributes should be pushed apart
 less than one that shares nothing, and the attribute task and the embedding should be learnt
@@ -159,5 +159,5 @@ class SGMLLoss(nn.Module):
 @register_loss("sgml")
 def sgml(alpha: float = 2.0, beta: float = 0.5, C: float = 25.0, lambda_attr: float = 0.5,
          attributes: list[str] | None = None) -> SGMLLoss:
-    """METHOD.md section 4, SGML (our reading of paper 000); see the module docstring."""
+    """docs/method.md section 4, SGML (our reading of paper 000); see the module docstring."""
     return SGMLLoss(alpha=alpha, beta=beta, C=C, lambda_attr=lambda_attr, attributes=attributes)

@@ -1,6 +1,6 @@
 r"""CtxYNet-style candidate-conditioned query attention: a server-side re-ranker of the top-K.
 
-Our reading of the CtxYNet part of paper 003 (the full text is not available to us; METHOD.md
+Our reading of the CtxYNet part of paper 003 (the full text is not available to us; docs/method.md
 section 4): the query photo is looked at *in the context of a candidate* -- its feature map is
 re-pooled with an attention that the candidate steers, so a photo of a striped mug attends to the
 stripes when compared with a striped candidate. Because the query's vector then depends on the

@@ -1,4 +1,4 @@
-"""Global pooling choices for the embedding head (METHOD.md section 1)."""
+"""Global pooling choices for the embedding head (docs/method.md section 1)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-r"""Tag-guided spatial attention pooling (TagYNet, METHOD.md section 4; paper 003) -- our reading.
+r"""Tag-guided spatial attention pooling (TagYNet, docs/method.md section 4; paper 003) -- our reading.
 
-The paper's full text is not available to us; this is our reading of its abstract (METHOD.md
+The paper's full text is not available to us; this is our reading of its abstract (docs/method.md
 section 4 says the same). Catalogue images come with product tags that say what matters in the
 picture (``pattern:stripes``, ``text:ACME``); phone photos come with nothing. So the pooling of the
 last feature map F (C x h x w) is an attention that the tags can steer:

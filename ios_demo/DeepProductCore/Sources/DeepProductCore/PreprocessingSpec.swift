@@ -1,6 +1,6 @@
 import Foundation
 
-/// The host-side half of the model's input contract (METHOD.md section 6), as recorded in the
+/// The host-side half of the model's input contract (docs/method.md section 6), as recorded in the
 /// model manifest's `preprocessing` object. Mirrors `deepproduct.sdk.preprocessing.PreprocessingSpec`.
 public struct PreprocessingSpec: Equatable {
     public static let specVersion = 1

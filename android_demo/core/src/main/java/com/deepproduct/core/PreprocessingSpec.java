@@ -1,7 +1,7 @@
 package com.deepproduct.core;
 
 /**
- * The host-side half of the model's input contract (METHOD.md section 6), as recorded in the
+ * The host-side half of the model's input contract (docs/method.md section 6), as recorded in the
  * model manifest's {@code preprocessing} object. Mirrors {@code deepproduct.sdk.preprocessing.PreprocessingSpec}.
  */
 public final class PreprocessingSpec {

@@ -118,6 +118,9 @@ def _hits_table(path: str, hits: list[Any]) -> str:
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1), help="Results per image.")
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
               help="Only items whose metadata FIELD equals VALUE (FIELD:=JSON for numbers); repeatable.")
+@click.option("--products/--images", "unique_products", default=True, show_default=True,
+              help="Results are distinct products (each with its best-matching image), or raw images "
+                   "(a product with several images can then appear several times).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG: each photo next to its results.")
@@ -128,13 +131,13 @@ def _hits_table(path: str, hits: list[Any]) -> str:
 @threads_option
 @_friendly
 def query(index_path: Path, model: Path, images: tuple[Path, ...], k: int, filters: tuple[str, ...],
-          as_json: bool, contact_sheet: Path | None, image_root: Path | None, fmt: str, precision: str,
+          unique_products: bool, as_json: bool, contact_sheet: Path | None, image_root: Path | None, fmt: str, precision: str,
           threads: int | None) -> None:
     """Search the index with one or more photos."""
     from .search import ProductSearch
 
     search = ProductSearch.open(model, index_path, format=fmt, precision=precision, threads=threads)
-    results = search.search_images(list(images), k=k, filter=parse_filters(filters))
+    results = search.search_images(list(images), k=k, filter=parse_filters(filters), unique_products=unique_products)
     if contact_sheet:
         from .contact_sheet import write_contact_sheet
 
@@ -250,8 +253,10 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
         click.echo(f"consumer-to-shop on {index_path.name} ({search.index.storage}, {len(search.index)} items): "
                    f"{int(metrics['queries'])} queries, {int(metrics['unmatched_queries'])} without their "
                    "product in the gallery")
+        click.echo("  Recall@K over images (any of the top K images is the product) / over distinct products:")
         for k in sorted(set(ks)):
-            click.echo(f"  Recall@{k}: {100 * metrics[f'recall@{k}']:.2f}")
+            click.echo(f"  Recall@{k}: {100 * metrics[f'recall@{k}']:.2f} per image, "
+                       f"{100 * metrics[f'product_recall@{k}']:.2f} over distinct products")
 
 
 @main.command()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepproduct.sdk import exact_search
 from deepproduct.sdk.gallery_index import GalleryIndex, normalize_rows
 from deepproduct.sdk.index_format import (
     ChecksumError,
@@ -46,6 +47,13 @@ def test_index_vectors(storage):
             assert [h.product_id for h in got] == want["product_ids"]
             np.testing.assert_allclose([h.score for h in got], want["scores"], atol=INDEX_DOC["score_atol"])
     assert "p-café-23" in index.product_ids
+    for case in entry["product_cases"]:
+        for backend in exact_search.available_backends():
+            hits = index.search(queries, k=case["k"], filter=case["filter"], unique_products=True, backend=backend)
+            for got, want in zip(hits, case["results"], strict=True):
+                assert [h.position for h in got] == want["positions"], (backend, case)
+                assert [h.product_id for h in got] == want["product_ids"]
+                np.testing.assert_allclose([h.score for h in got], want["scores"], atol=INDEX_DOC["score_atol"])
 
 
 def test_empty_index_vector():

@@ -81,6 +81,15 @@ CASES = [
 ]
 
 
+#: Product-level search (unique_products): the top k distinct products, each by its best image.
+PRODUCT_CASES = [
+    {"k": 3, "filter": None},
+    {"k": COUNT, "filter": None},  # more than the 21 distinct products: all of them
+    {"k": 2, "filter": {"category": ["mug", "hat"]}},
+    {"k": 3, "filter": {"category": "none-such"}},
+]
+
+
 def reference_scores(index: GalleryIndex, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float64 scores from the float32 weights, exactly as docs/index-format.md defines them."""
     weights = index.prepare_queries(q).astype(np.float64)
@@ -105,6 +114,29 @@ def expected_results(index: GalleryIndex, q: np.ndarray) -> list[dict]:
     return cases
 
 
+def expected_product_results(index: GalleryIndex, q: np.ndarray) -> list[dict]:
+    """Items ranked as above; each product's first (= best) item, in that order, k of them."""
+    _, scores = reference_scores(index, q)
+    cases = []
+    for case in PRODUCT_CASES:
+        rows = index.filter_rows(case["filter"])
+        eligible = np.arange(len(index)) if rows is None else rows
+        results = []
+        for qi in range(len(q)):
+            s = scores[qi, eligible]
+            seen: set[str] = set()
+            pos, out_s = [], []
+            for i in np.lexsort((eligible, -s)).tolist():
+                pid = index.product_ids[eligible[i]]
+                if pid not in seen and len(pos) < case["k"]:
+                    seen.add(pid)
+                    pos.append(int(eligible[i]))
+                    out_s.append(float(s[i]))
+            results.append({"positions": pos, "product_ids": [index.product_ids[p] for p in pos], "scores": out_s})
+        cases.append({**case, "unique_products": True, "results": results})
+    return cases
+
+
 def write_indexes(out: Path) -> dict:
     emb, ids, items = gallery()
     q = queries(emb)
@@ -118,7 +150,8 @@ def write_indexes(out: Path) -> dict:
                                              info={"note": "DeepProduct cross-platform test vector"})
         name = f"{storage}.dpindex"
         index.save(out / "index" / name, info=INFO)
-        entry = {"file": name, "storage": storage, "cases": expected_results(index, q)}
+        entry = {"file": name, "storage": storage, "cases": expected_results(index, q),
+                 "product_cases": expected_product_results(index, q)}
         if storage == "int8":
             entry["scales"] = _f32(index.scales)
             entry["int8_weights"] = _f32(index.prepare_queries(q))

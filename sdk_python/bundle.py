@@ -28,8 +28,8 @@ into place, so an interrupted run never leaves a half-written bundle behind.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -38,7 +38,9 @@ from pathlib import Path
 
 from . import __version__
 from .gallery_index import GalleryIndex
-from .model_manifest import ManifestError, ModelManifest, load_model_manifest
+from .locking import folder_lock, ordinary_dir_mode
+from .model_manifest import ManifestError, ModelManifest, check_artefact_files, load_model_manifest
+from .preprocessing import is_image_path
 
 BUNDLE_FORMAT = "deepproduct-demo-bundle"
 BUNDLE_VERSION = 1
@@ -56,17 +58,61 @@ class BundleError(ValueError):
     """The inputs cannot make a consistent bundle; the message says which file and why."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    if path.is_dir():  # an .mlpackage: hash file names and contents in a stable order
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            h.update(str(f.relative_to(path)).encode("utf-8"))
-            h.update(_sha256(f).encode("ascii"))
-        return h.hexdigest()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+#: Written into a bundle being assembled; only folders carrying it are removed as stale leftovers.
+PARTIAL_MARKER = ".deepproduct-partial-bundle"
+
+
+def is_bundle(folder: Path) -> bool:
+    """True for a folder this tool wrote: a ``bundle.json`` (a real file) naming our format."""
+    marker = folder / "bundle.json"
+    if marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("format") == BUNDLE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """Refuse to replace anything but a missing/empty folder or a bundle we wrote (never lose data)."""
+    if out_dir.is_symlink():
+        raise BundleError(f"{out_dir}: is a symlink; give the folder it points to, or another --out")
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise BundleError(f"{out_dir}: exists and is not a folder; refusing to replace it")
+    if any(out_dir.iterdir()) and not is_bundle(out_dir):
+        raise BundleError(f"{out_dir}: not empty and not a bundle written by dp-search bundle (no bundle.json); "
+                          "refusing to replace it -- empty it or choose another --out")
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Leftovers of an interrupted run for this target (we hold the folder lock, so none is live)."""
+    for p in out_dir.parent.glob(f".{out_dir.name}.*"):
+        if p.is_dir() and not p.is_symlink() and ((p / PARTIAL_MARKER).is_file() or is_bundle(p)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def check_sample(path: Path, root: Path | None) -> Path:
+    """A sample photo: a real image file (no symlink), inside ``root`` when the rows came from one."""
+    if path.is_symlink():
+        raise BundleError(f"{path}: sample photo is a symlink; refusing to copy what it points to")
+    if root is not None:
+        real, base = path.resolve(), root.resolve()
+        if base not in real.parents:
+            raise BundleError(f"{path}: sample photo lies outside the data root {root}")
+    if not path.is_file():
+        raise BundleError(f"{path}: sample photo not found (or not a regular file)")
+    if not is_image_path(path):
+        raise BundleError(f"{path}: sample photo is not an image file (.jpg, .png, .webp, ...)")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BundleError(f"{path}: sample photo is not a readable image ({exc})") from None
+    return path
 
 
 def check_pair(manifest: ModelManifest, index_path: Path) -> GalleryIndex:
@@ -82,10 +128,13 @@ def check_pair(manifest: ModelManifest, index_path: Path) -> GalleryIndex:
 
 
 def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | Path, target: str,
-                 samples: Sequence[str | Path | tuple[str | Path, str]] = (), precision: str = "fp32") -> Path:
+                 samples: Sequence[str | Path | tuple[str | Path, str]] = (), precision: str = "fp32",
+                 sample_root: str | Path | None = None) -> Path:
     """Assemble one target's bundle in ``out_dir`` (replaced whole); returns ``out_dir``.
 
-    ``samples``: photo paths, or (path, product_id) pairs when the right answer is known.
+    ``samples``: photo paths, or (path, product_id) pairs when the right answer is known;
+    with ``sample_root`` (the data set they were listed from) each must lie inside it.
+    ``out_dir`` must be missing, empty or a bundle this function wrote: anything else is refused.
     """
     if target not in TARGETS:
         raise BundleError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
@@ -106,22 +155,31 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
         artefact = chosen or manifest.artefact(fmt, precision)
     except ManifestError as exc:
         raise BundleError(f"{target} bundle needs a {fmt} model: {exc}") from exc
-    src = manifest.artefact_path(artefact)
-    if not src.exists():
-        raise BundleError(f"{src}: listed in {manifest.path} but missing")
-    if artefact.sha256 and not src.is_dir() and _sha256(src) != artefact.sha256:
-        raise BundleError(f"{src}: SHA-256 differs from the manifest's; the model file was changed "
-                          "after export (re-export it)")
+    try:
+        src = check_artefact_files(manifest, artefact)  # hashes, and for an .mlpackage every file, no symlinks
+    except ManifestError as exc:
+        raise BundleError(str(exc)) from None
     pairs = [(Path(s[0]), s[1]) if isinstance(s, tuple) else (Path(s), None) for s in samples]
-    sample_paths = [p for p, _ in pairs]
-    for s in sample_paths:
-        if not s.is_file():
-            raise BundleError(f"{s}: sample photo not found")
+    root = Path(sample_root) if sample_root is not None else None
+    for s, _ in pairs:
+        check_sample(s, root)
 
     out_dir = Path(out_dir)
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir.parent, out_dir, BundleError):
+        check_replaceable(out_dir)  # again under the lock: another run may have written meanwhile
+        _remove_stale(out_dir)
+        _assemble(manifest, artefact, src, index_path, pairs, out_dir, target)
+    return out_dir
+
+
+def _assemble(manifest: ModelManifest, artefact, src: Path, index_path: Path,
+              pairs: list[tuple[Path, str | None]], out_dir: Path, target: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        (tmp / PARTIAL_MARKER).touch()
+        os.chmod(tmp, ordinary_dir_mode())  # mkdtemp's 0700 would hide the bundle from a web server
         shutil.copy2(manifest.path, tmp / "manifest.json")
         dst_model = tmp / artefact.file
         dst_model.parent.mkdir(parents=True, exist_ok=True)
@@ -153,18 +211,17 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
             "samples": sample_rows,
         }
         (tmp / "bundle.json").write_text(json.dumps(descriptor, indent=2) + "\n", encoding="utf-8")
+        (tmp / PARTIAL_MARKER).unlink()
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.rename(out_dir, old)  # onto the fresh empty folder: never a name someone else owns
+            os.rename(tmp, out_dir)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            tmp.rename(out_dir)
+            os.rename(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:

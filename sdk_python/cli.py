@@ -276,13 +276,16 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
 def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str, sample_paths: tuple[Path, ...],
            samples_from: Path | None, max_samples: int) -> None:
     """Write model, manifest, index and sample photos into a demo app's assets (deepproduct.sdk.bundle)."""
-    from .bundle import write_bundle
-    from .catalogue import list_catalogue
+    from .bundle import check_sample, write_bundle
+    from .catalogue import catalogue_root, list_catalogue
 
     samples: list[Path | tuple[Path, str]] = list(sample_paths)
     if samples_from is not None and max_samples:
         kw = {"split": "test", "domain": "user"} if samples_from.suffix.lower() == ".csv" else {}
-        samples += [(e.path, e.product_id) for e in list_catalogue(samples_from, **kw)[:max_samples]]
+        rows = list_catalogue(samples_from, **kw)[:max_samples]
+        for e in rows:  # a manifest row must not pull a file from outside its data set into the app
+            check_sample(e.path, catalogue_root(samples_from))
+        samples += [(e.path, e.product_id) for e in rows]
     write_bundle(model, index_path, out, target, samples, precision)
     click.echo(f"{target} bundle with {len(samples)} sample photo(s) written to {out}")
 

@@ -12,6 +12,7 @@ and in Python, and the checksum only has to catch accidental damage, not tamperi
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import stat
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .locking import folder_lock
 
 MAGIC = b"DPINDEX\x00"
 TRAILER_MAGIC = b"DPIE"
@@ -328,7 +331,19 @@ def write_index_file(path: str | os.PathLike, *, vectors: np.ndarray, product_id
         "space_id": [space], "scales": [scales_bytes], "id_offsets": [id_offsets.tobytes()],
         "id_bytes": [id_bytes], "vectors": _vector_chunks(vectors, dtype), "metadata": [meta],
     }
+    if path.is_symlink():
+        raise IndexFileError(path, "is a symlink; write to the file it points to (replacing the link is refused)")
     path.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(path.parent, path, lambda m: IndexFileError(None, m)):
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # a killed writer's (lock held: none live)
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink(missing_ok=True)
+        _write_locked(path, header, payloads, sections, file_size)
+    return header
+
+
+def _write_locked(path: Path, header: IndexHeader, payloads: dict[str, Iterable[bytes | memoryview]],
+                  sections: dict[str, Section], file_size: int) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide the index from a web server
@@ -359,7 +374,6 @@ def write_index_file(path: str | os.PathLike, *, vectors: np.ndarray, product_id
             pass
         raise
     _fsync_dir(path.parent)
-    return header
 
 
 def _current_umask() -> int:

@@ -16,7 +16,7 @@ from sdk_fixtures import FIXTURE_DIM, build_tiny_model, make_tiny_module, tiny_m
 from deepproduct.sdk.embedders import EmbedderError, OnnxEmbedder, load_embedder
 from deepproduct.sdk.gallery_index import GalleryIndex
 from deepproduct.sdk.index_format import EmbeddingSpaceMismatchError
-from deepproduct.sdk.model_manifest import ManifestError
+from deepproduct.sdk.model_manifest import ManifestError, sha256_file
 from deepproduct.sdk.preprocessing import ImageDecodeError
 from deepproduct.sdk.search import ProductSearch, recall_at_k
 
@@ -153,9 +153,11 @@ def test_litert_embedder_matches_onnx(model_dir, catalogue, tmp_path):
     edge = litert_torch.convert(nhwc, (torch.rand(1, 32, 32, 3),))
     edge.export(str(out / "model.tflite"))
     manifest = json.loads((out / "manifest.json").read_text())
+    digest, size = sha256_file(out / "model.tflite"), (out / "model.tflite").stat().st_size
     manifest["artefacts"].append({"file": "model.tflite", "format": "tflite", "precision": "fp32",
                                   "layout": "NHWC", "input_name": "image", "output_name": "embedding",
-                                  "sha256": ""})
+                                  "sha256": digest, "size_bytes": size, "parity": []})
+    manifest["files"].append({"path": "model.tflite", "sha256": digest, "size_bytes": size})
     (out / "manifest.json").write_text(json.dumps(manifest))
     paths = [p for p, _, _ in catalogue[1][:4]]
     lite = load_embedder(out, format="tflite").embed_paths(paths, progress=False)

@@ -8,7 +8,8 @@ are recomputed so that the reader's later checks are what must catch it. ``bad/e
 is the one list of expected outcomes that the Python SDK and the Java, Swift and JavaScript
 cores all test against: an error ``kind`` (the class name; ``IndexFileError`` subclasses for
 indexes, ``ManifestError`` for manifests) and a ``problem`` prefix (indexes; the message
-without the ``source: `` part) or the failing ``field`` (manifests; readers must name it).
+without the ``source: `` part) or what the message ``mentions`` (manifests: the failing field's
+path such as ``artefacts[0].file``, or ``not valid JSON``).
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def _put(doc: dict, value, *path: str | int) -> dict:
 
 
 def manifest_cases() -> dict[str, tuple[str, dict]]:
-    """file name -> (JSON text, expected outcome); ``field`` is the JSON path readers must name."""
+    """file name -> (JSON text, expected outcome); ``mentions``: the field path readers must name."""
     g = GOOD_MANIFEST
     cases: dict[str, tuple[object, str]] = {
         "bgr.json": (_put(g, "BGR", "preprocessing", "colour_order"), "preprocessing.colour_order"),
@@ -180,11 +181,11 @@ def manifest_cases() -> dict[str, tuple[str, dict]]:
     }
     out: dict[str, tuple[str, dict]] = {}
     for name, (doc, field) in cases.items():
-        out[name] = (json.dumps(doc, indent=1) + "\n", {"kind": "ManifestError", "field": field})
+        out[name] = (json.dumps(doc, indent=1) + "\n", {"kind": "ManifestError", "mentions": field})
     deep = '{"format": "deepproduct-model-manifest", "manifest_version": 1, "x": ' + "[" * 20_000 + "]" * 20_000 + "}"
-    out["deep_nesting.json"] = (deep + "\n", {"kind": "ManifestError", "field": "(top level)"})
+    out["deep_nesting.json"] = (deep + "\n", {"kind": "ManifestError", "mentions": "not valid JSON"})
     out["nan.json"] = (json.dumps(_put(g, float("nan"), "parity", "images")) + "\n",
-                       {"kind": "ManifestError", "field": "(top level)"})
+                       {"kind": "ManifestError", "mentions": "not valid JSON"})
     out["good.json"] = (json.dumps(g, indent=1) + "\n", {"valid": True})
     return out
 

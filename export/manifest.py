@@ -14,7 +14,6 @@ is listed with its own hash under ``files``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import platform
@@ -22,7 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deepproduct.sdk.model_manifest import MANIFEST_FILENAME, MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
+from deepproduct.sdk.model_manifest import (  # one file/folder hash for exporter, SDK and bundler
+    MANIFEST_FILENAME,
+    MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+    sha256_file,
+    sha256_path,
+)
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 
 from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
@@ -30,16 +35,6 @@ from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 SCHEMA_PATH = Path(__file__).resolve().parent / "manifest.schema.json"
 TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert",
                  "coremltools", "numpy", "Pillow", "deepproduct")
-
-
-def sha256_path(path: Path) -> str:
-    """A file's sha256, or a directory's: sha256 of its sorted ``sha256sum`` listing."""
-    if path.is_file():
-        return sha256_file(path)
-    listing = "".join(f"{sha256_file(p)}  {p.relative_to(path).as_posix()}\n"
-                      for p in sorted(path.rglob("*"), key=lambda q: q.relative_to(path).as_posix())
-                      if p.is_file())
-    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def size_of(path: Path) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from deepproduct.export.manifest import minimal_manifest, write_manifest
 from deepproduct.sdk.bundle import BundleError, main, write_bundle
@@ -37,7 +38,7 @@ def _index(tmp: Path, space: str = SPACE, dim: int = 8) -> Path:
 
 def test_web_bundle_holds_model_manifest_index_and_samples(tmp_path):
     photo = tmp_path / "q.png"
-    photo.write_bytes(b"png")
+    Image.new("RGB", (4, 4)).save(photo)  # samples must be real images (bundle.check_sample)
     out = write_bundle(_model_dir(tmp_path), _index(tmp_path), tmp_path / "web", "web", samples=[(photo, "b")])
     desc = json.loads((out / "bundle.json").read_text())
     assert desc["models"] == [{"file": "model.onnx", "format": "onnx", "precision": "fp32"}]

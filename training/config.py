@@ -46,6 +46,17 @@ class ModelConfig:
 
 
 @dataclass
+class HeadConfig:
+    """How the linear head is made (docs/transfer-recipe.md says why)."""
+
+    init: str = "random"  # random | pca: start as the PCA of the pretrained pooled features (train images)
+    projection: str = "none"  # none | pca | pca_whiten: after training, refit the head as the PCA of
+    #                           the fine-tuned pooled features of the training images (folded in)
+    pooled_loss_weight: float = 0.0  # metric losses also on the L2-normalised pooled features
+    orthogonal_weight: float = 0.0  # weight of ||W W^T / s - I||^2 / D: keeps the head near-orthogonal
+
+
+@dataclass
 class LossTerm:
     name: str = "robust_contrastive"
     weight: float = 1.0
@@ -83,6 +94,7 @@ class TrainConfig:
     threads: int | None = None
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
     losses: list[LossTerm] = field(default_factory=lambda: [LossTerm()])
     multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -47,7 +47,15 @@ from .data.sampler import PKBatchSampler
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .losses import create_loss
 from .losses.multitask import distillation, imagenet_ce, make_frozen_teacher, resolve_variant
-from .models import EmbeddingNet, build_embedding_net
+from .models import EmbeddingNet, get_architecture
+from .models.pooling import l2_normalise
+from .models.projection import (
+    HEAD_INITS,
+    PROJECTIONS,
+    fit_head,
+    head_spectrum,
+    orthogonality_penalty,
+)
 from .retrieval_eval import evaluate_retrieval
 
 
@@ -78,23 +86,17 @@ class TrainForward(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
-                domains: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                domains: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         if labels is not None and getattr(self.model, "uses_batch_context", False):
             out = self.model.forward_train(x, labels=labels, domains=domains)
         else:
             out = self.model.forward_train(x)
-        return out.embedding, out.logits
+        return out.embedding, out.logits, out.pooled
 
 
 def build_model(cfg: TrainConfig) -> EmbeddingNet:
-    from .checkpoint import MODEL_BUILDERS  # noqa: F401  (architectures may register extras)
-
-    if cfg.model.architecture != "embedding_net":
-        from .models import architectures
-
-        return architectures.build(cfg)
-    return build_embedding_net(cfg.model.backbone, cfg.model.embedding_dim, cfg.model.pooling,
-                               pretrained=cfg.model.pretrained)
+    """The registered ``model.architecture`` (models/registry.py), built from the config."""
+    return get_architecture(cfg.model.architecture, ConfigError).build(cfg)
 
 
 def resolve_multitask(cfg: TrainConfig, model: EmbeddingNet) -> str:
@@ -160,6 +162,10 @@ class Trainer:
         self.teacher = None
         if self.multitask == "distillation":
             self.teacher = make_frozen_teacher(self.model)
+        self.head_log: dict[str, Any] = {}
+        self._check_head_config()
+        if cfg.head.init == "pca":
+            self.head_log["init"] = self._fit_head("pca")
         self.losses = [(t.weight, create_loss(t.name, **t.params)) for t in cfg.losses]
         if not self.losses:
             raise ConfigError("losses: at least one metric loss is needed")
@@ -254,7 +260,7 @@ class Trainer:
         update = all(getattr(loss, "updates_model", True) for _, loss in self.losses)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp), \
                 torch.set_grad_enabled(update):
-            emb, logits = self.forward(x, labels, domains)
+            emb, logits, pooled = self.forward(x, labels, domains)
             total = torch.zeros((), device=self.device)
             for (weight, loss), term in zip(self.losses, self.cfg.losses, strict=True):
                 value = loss(emb.float(), labels, domains)
@@ -262,13 +268,21 @@ class Trainer:
                 for key, extra in getattr(loss, "last", {}).items():
                     parts[f"loss/{term.name}/{key}"] = extra
                 total = total + weight * value
+                if self.cfg.head.pooled_loss_weight > 0:  # same loss on the pooled features
+                    on_pooled = loss(l2_normalise(pooled.float()), labels, domains)
+                    parts[f"loss/{term.name}/pooled"] = float(on_pooled.detach())
+                    total = total + self.cfg.head.pooled_loss_weight * weight * on_pooled
+            if self.cfg.head.orthogonal_weight > 0:
+                ortho = orthogonality_penalty(self.model.embed.weight.float())
+                parts["loss/head_orthogonality"] = float(ortho.detach())
+                total = total + self.cfg.head.orthogonal_weight * ortho
             if self.multitask == "distillation":
                 with torch.no_grad():
                     teacher_logits = self.teacher.forward_train(x).logits
                 cls = distillation(logits.float(), teacher_logits.float(), self.cfg.multitask.temperature)
             elif self.multitask == "imagenet":
                 img, target = self._imagenet_batch(epoch)
-                _, img_logits = self.forward(img.to(self.device))
+                _, img_logits, _ = self.forward(img.to(self.device))
                 cls = imagenet_ce(img_logits.float(), target.to(self.device))
             else:
                 cls = None
@@ -292,6 +306,37 @@ class Trainer:
             for m in self.model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
+
+    def _check_head_config(self) -> None:
+        head = self.cfg.head
+        if head.init not in HEAD_INITS:
+            raise ConfigError(f"head.init: unknown {head.init!r}; choose one of {', '.join(HEAD_INITS)}")
+        if head.projection not in PROJECTIONS:
+            raise ConfigError(f"head.projection: unknown {head.projection!r}; choose one of {', '.join(PROJECTIONS)}")
+        for name in ("pooled_loss_weight", "orthogonal_weight"):
+            if getattr(head, name) < 0:
+                raise ConfigError(f"head.{name} must be >= 0, got {getattr(head, name)}")
+        if (head.init != "random" or head.projection != "none" or head.orthogonal_weight) and \
+                not isinstance(getattr(self.model, "embed", None), nn.Linear):
+            raise ConfigError(f"head.* settings need a linear head; {type(self.model).__name__} has none")
+
+    def _fit_head(self, kind: str) -> dict[str, Any]:
+        """PCA (or whitening) of the current pooled features of the training images, un-augmented,
+        folded into the linear head (see models/projection.py)."""
+        dataset = EvalImages(self.train_items, self.cfg.data.image_size)
+        projection = fit_head(self.model, dataset, self.device, kind, self.cfg.data.eval_batch_size)
+        return {"kind": kind, "images": projection.samples, "explained_variance": projection.explained}
+
+    def _project_head(self, epoch: int) -> None:
+        """After the last epoch: replace the trained head by the PCA of the fine-tuned pooled
+        features, then evaluate again (the record says ``stage: projection``)."""
+        before = head_spectrum(self.model.embed.weight)
+        self.head_log["projection"] = {**self._fit_head(self.cfg.head.projection), "trained_head": before}
+        metrics = self.evaluate()
+        record = {"type": "eval", "stage": "projection", "epoch": epoch + 1, "step": self.step, **metrics,
+                  "head": self.head_log}
+        self.history.append(record)
+        self._log(record)
 
     def evaluate(self, off_the_shelf: bool = False) -> dict[str, Any]:
         if self._eval_set is None:
@@ -344,6 +389,8 @@ class Trainer:
                     record = {"type": "eval", "epoch": epoch + 1, "step": self.step, **metrics}
                     self.history.append(record)
                     self._log(record)
+                if epoch + 1 == cfg.optim.epochs and cfg.head.projection != "none":
+                    self._project_head(epoch)
                 self._save("last", epoch)
             barrier(self.dist)
         result = TrainResult(self.out_dir, self.history, self.history[-1] if self.history else metrics,
@@ -351,7 +398,7 @@ class Trainer:
         if self.dist.is_main:
             summary = {"final": result.final_metrics, "images_per_s": result.images_per_s,
                        "device": str(self.device), "world_size": self.dist.world_size,
-                       "multitask_variant": self.multitask, "steps": self.step,
+                       "multitask_variant": self.multitask, "steps": self.step, "head": self.head_log,
                        "train_seconds": elapsed, "threads": torch.get_num_threads(),
                        "cpu_count": os.cpu_count()}
             from .atomic import write_text_atomic

@@ -107,7 +107,8 @@ function render(name, ms) {
   if (!state.query) return;
   const category = $('category').value;
   const t0 = performance.now();
-  const hits = state.index.search(state.query, TOP_K, category ? { category } : null);
+  // Distinct products (each by its best-matching image): a catalogue has several images per product.
+  const hits = state.index.searchProducts(state.query, TOP_K, category ? { category } : null);
   const searchMs = performance.now() - t0;
   const body = $('results').querySelector('tbody');
   body.replaceChildren(...hits.map((h, rank) => {

@@ -65,6 +65,6 @@ final class SearchModel: ObservableObject {
     private func runSearch(bundle: DemoBundle) throws {
         guard let query = lastEmbedding else { return }
         let filter: [String: Any] = category.isEmpty ? [:] : ["category": category]
-        results = try bundle.index.search(query, k: 10, filter: filter)
+        results = try bundle.index.searchProducts(query, k: 10, filter: filter)  // distinct products
     }
 }

@@ -267,16 +267,68 @@ export class GalleryIndex {
     if (!(k >= 1)) throw new RangeError(messages.badK(k));
     const w = this.scoringQuery(query);
     const d = this.dim;
-    const hits = [];
+    const v = this.vectors;
+    const n = this.ids.length;
     const useFilter = filter && Object.keys(filter).length > 0;
-    for (let i = 0; i < this.ids.length; i++) {
+    // A sorted top-k (best first) in typed arrays: no per-item objects, no full sort.
+    const cap = Math.min(k, n);
+    const topS = new Float64Array(cap);
+    const topP = new Int32Array(cap);
+    let size = 0;
+    for (let i = 0; i < n; i++) {
       if (useFilter && !matchesFilter(this.items[i], filter)) continue;
-      let s = 0;
+      // Four independent float64 sums (fixed order: equal rows score equally).
       const base = i * d;
-      for (let j = 0; j < d; j++) s += w[j] * this.vectors[base + j];
-      hits.push({ position: i, score: s });
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let j = 0;
+      for (; j + 3 < d; j += 4) {
+        s0 += w[j] * v[base + j];
+        s1 += w[j + 1] * v[base + j + 1];
+        s2 += w[j + 2] * v[base + j + 2];
+        s3 += w[j + 3] * v[base + j + 3];
+      }
+      for (; j < d; j++) s0 += w[j] * v[base + j];
+      const s = (s0 + s1) + (s2 + s3);
+      // Positions arrive in increasing order, so an equal score never displaces a kept one.
+      if (size === cap && !(s > topS[cap - 1])) continue;
+      let r = size < cap ? size++ : cap - 1;
+      while (r > 0 && s > topS[r - 1]) {
+        topS[r] = topS[r - 1];
+        topP[r] = topP[r - 1];
+        r--;
+      }
+      topS[r] = s;
+      topP[r] = i;
     }
-    hits.sort((a, b) => b.score - a.score || a.position - b.position);
-    return hits.slice(0, k).map(({ position, score }) => ({ position, productId: this.ids[position], score, item: this.items[position] }));
+    const out = [];
+    for (let r = 0; r < size; r++) {
+      const position = topP[r];
+      out.push({ position, productId: this.ids[position], score: topS[r], item: this.items[position] });
+    }
+    return out;
+  }
+
+  /**
+   * The k best distinct products, each scored by its best image (the hit's position), best
+   * first; ties by smaller position -- the SDK's `search(..., unique_products=True)`. Products
+   * rank by their first item in the item ranking, so the item search deepens until k appear.
+   */
+  searchProducts(query, k = 5, filter = null) {
+    if (!(k >= 1)) throw new RangeError(messages.badK(k));
+    let depth = Math.max(4 * k, 16);
+    for (;;) {
+      const hits = this.search(query, depth, filter);
+      const seen = new Set();
+      const out = [];
+      for (const h of hits) {
+        if (out.length === k) break;
+        if (!seen.has(h.productId)) {
+          seen.add(h.productId);
+          out.push(h);
+        }
+      }
+      if (out.length === k || hits.length < depth || depth >= this.ids.length) return out;
+      depth = Math.min(depth * 4, this.ids.length);
+    }
   }
 }

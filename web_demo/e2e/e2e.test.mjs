@@ -82,6 +82,7 @@ test('the page finds the right product for each query photo, with the SDK\'s ids
     await page.waitForSelector(`#results[data-query="${name}"]`, { timeout: 60_000 });
     const rows = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => ({ id: tr.dataset.productId, score: Number(tr.dataset.score) })));
     assert.equal(rows[0].id, q.product_id, `top-1 for ${name}`);
+    assert.equal(new Set(rows.map((r) => r.id)).size, rows.length, `distinct products for ${name}`);
     for (let i = 0; i < q.top.length; i++) {
       assert.equal(rows[i].id, q.top[i].product_id, `rank ${i + 1} for ${name}`);
       assert.ok(Math.abs(rows[i].score - q.top[i].score) < SCORE_ATOL,

@@ -8,7 +8,8 @@
 3. ``dp-export CHECKPOINT --formats onnx`` -> OUT_DIR/model/ (manifest.json + the ONNX model,
    normalisation inside the graph, parity-checked by the exporter);
 4. ``dp-search build`` -> OUT_DIR/catalogue.dpindex;
-5. the Python SDK's answers (``ProductSearch.search_image``: positions, ids, scores) for each query
+5. the Python SDK's answers (``ProductSearch.search_image(..., unique_products=True)``: distinct
+   products with their best image's position, ids, scores) for each query
    -> OUT_DIR/expected.json;
 6. ``deepproduct.sdk.bundle`` -> OUT_DIR/bundle/ (the web bundle, exactly as for the real demo),
    and OUT_DIR/mismatch/ (a bundle whose manifest names another embedding space).
@@ -66,7 +67,7 @@ def build(out: Path) -> None:
     search = ProductSearch.open(model_dir, index_path, threads=1)
     expected = []
     for q in queries:
-        hits = search.search_image(work / q["path"], k=5)
+        hits = search.search_image(work / q["path"], k=5, unique_products=True)  # the page shows products
         expected.append({"sample": f"samples/{Path(q['path']).name}", "product_id": q["product_id"],
                          "title": q["title"],
                          "top": [{"position": h.position, "product_id": h.product_id, "score": h.score}

@@ -36,6 +36,26 @@ for (const name of ['float32', 'int8']) {
     }
     assert.ok(checked > 100, `only ${checked} results compared`);
   });
+
+  test(`${name} index: distinct products (best image each) match the SDK`, () => {
+    const spec = expected.indexes[name];
+    const index = readIndex(bytes(`index/${spec.file}`), { source: spec.file });
+    let checked = 0;
+    for (const c of spec.product_cases) {
+      expected.queries.forEach((q, qi) => {
+        const want = c.results[qi];
+        const got = index.searchProducts(q, c.k, c.filter);
+        const what = `${name} products k=${c.k} filter=${JSON.stringify(c.filter)} query ${qi}`;
+        assert.deepEqual(got.map((h) => h.position), want.positions, `${what}: positions`);
+        assert.deepEqual(got.map((h) => h.productId), want.product_ids, `${what}: product ids`);
+        got.forEach((h, r) => {
+          assert.ok(Math.abs(h.score - want.scores[r]) <= expected.score_atol, `${what}: score at rank ${r + 1}`);
+          checked++;
+        });
+      });
+    }
+    assert.ok(checked > 100, `only ${checked} product results compared`);
+  });
 }
 
 test('int8 scales are read as stored and dequantise within half a step', () => {

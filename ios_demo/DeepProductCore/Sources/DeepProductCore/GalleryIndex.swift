@@ -206,4 +206,25 @@ public final class GalleryIndex {
         hits.sort { $0.score > $1.score || ($0.score == $1.score && $0.position < $1.position) }
         return hits.prefix(k).map { SearchResult(position: $0.position, productId: productIds[$0.position], score: $0.score, item: items[$0.position]) }
     }
+
+    /// The `k` best distinct products, each scored by its best image (the hit's position), best
+    /// first; ties by smaller position -- the SDK's `search(..., unique_products=True)`. Products
+    /// rank by their first item in the item ranking, so the item search deepens until k appear.
+    public func searchProducts(_ query: [Float], k: Int, filter: [String: Any] = [:]) throws -> [SearchResult] {
+        guard k >= 1 else { throw DeepProductError.invalidQuery(Messages.badK(k)) }
+        var depth = max(4 * k, 16)
+        while true {
+            let hits = try search(query, k: depth, filter: filter)
+            var seen = Set<String>()
+            var out = [SearchResult]()
+            for hit in hits where out.count < k && !seen.contains(hit.productId) {
+                seen.insert(hit.productId)
+                out.append(hit)
+            }
+            if out.count == k || hits.count < depth || depth >= count {
+                return out
+            }
+            depth = min(depth * 4, count)
+        }
+    }
 }

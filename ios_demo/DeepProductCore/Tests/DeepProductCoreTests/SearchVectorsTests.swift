@@ -43,6 +43,27 @@ final class SearchVectorsTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(checked, 100)
+
+        // Product-level search: top-k distinct products, each by its best image.
+        var products = 0
+        for case let c as [String: Any] in spec["product_cases"] as? [Any] ?? [] {
+            let k = try XCTUnwrap(c["k"] as? NSNumber).intValue
+            let filter = c["filter"] as? [String: Any] ?? [:]
+            let results = c["results"] as? [[String: Any]] ?? []
+            for (q, query) in queries.enumerated() {
+                let want = results[q]
+                let got = try index.searchProducts(query, k: k, filter: filter)
+                let what = "\(name) products k=\(k) filter=\(filter) query \(q)"
+                XCTAssertEqual(got.map { $0.position }, Vectors.ints(want["positions"]), "\(what): positions")
+                XCTAssertEqual(got.map { $0.productId }, want["product_ids"] as? [String] ?? [], "\(what): product ids")
+                let scores = Vectors.doubles(want["scores"])
+                for (r, hit) in got.enumerated() where r < scores.count {
+                    XCTAssertEqual(hit.score, scores[r], accuracy: atol, "\(what): score at rank \(r + 1)")
+                    products += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(products, 100)
     }
 
     func testFloat32IndexReproducesTheSdk() throws {

@@ -167,7 +167,7 @@ class MainActivity : AppCompatActivity() {
 
     private fun runSearch(query: FloatArray): List<SearchResult> {
         val filter: Map<String, Any>? = category?.let { mapOf("category" to it) }
-        return bundle!!.index.search(query, 10, filter)
+        return bundle!!.index.searchProducts(query, 10, filter) // distinct products, best image each
     }
 
     private fun showResults(hits: List<SearchResult>, bitmap: Bitmap?, millis: Long? = null) {

@@ -280,22 +280,17 @@ public final class GalleryIndex {
         float[] w = scoringQuery(query);
         int dim = header.dim;
         TopK top = new TopK(k);
-        for (int i = 0; i < productIds.length; i++) {
-            if (filter != null && !filter.isEmpty() && !MetadataFilter.matches(items.get(i), filter)) {
+        boolean filtered = filter != null && !filter.isEmpty();
+        int n = productIds.length;
+        for (int i = 0; i < n; i++) {
+            if (filtered && !MetadataFilter.matches(items.get(i), filter)) {
                 continue;
             }
-            double s = 0.0;
-            int base = i * dim;
-            if (floatVectors != null) {
-                for (int d = 0; d < dim; d++) {
-                    s += (double) w[d] * (double) floatVectors.get(base + d);
-                }
-            } else {
-                for (int d = 0; d < dim; d++) {
-                    s += (double) w[d] * (double) int8Vectors.get(base + d);
-                }
+            double s = floatVectors != null ? dotFloat(w, i * dim, dim) : dotInt8(w, i * dim, dim);
+            // Most rows lose to the current k-th best: skip the heap call for them.
+            if (top.wouldKeep(i, s)) {
+                top.offer(i, s);
             }
-            top.offer(i, s);
         }
         int[] order = top.sortedPositions();
         List<SearchResult> out = new ArrayList<SearchResult>(order.length);
@@ -303,6 +298,73 @@ public final class GalleryIndex {
             out.add(new SearchResult(pos, productIds[pos], top.score(pos), item(pos)));
         }
         return out;
+    }
+
+    /**
+     * The {@code k} best distinct products, each scored by its best image (the hit's position),
+     * best first; ties by smaller position. Same result as the SDK's
+     * {@code search(..., unique_products=True)}: products rank by their first item in the item
+     * ranking, so the item search is deepened until k products appear (or every item was seen).
+     */
+    public List<SearchResult> searchProducts(float[] query, int k, Map<String, Object> filter)
+            throws IndexFileException.QueryDimension {
+        if (k < 1) {
+            throw new IllegalArgumentException("k must be at least 1, got " + k);
+        }
+        int depth = Math.max(4 * k, 16);
+        while (true) {
+            List<SearchResult> hits = search(query, depth, filter);
+            List<SearchResult> out = new ArrayList<SearchResult>(k);
+            java.util.Set<String> seen = new java.util.HashSet<String>();
+            for (SearchResult h : hits) {
+                if (out.size() == k) {
+                    break;
+                }
+                if (seen.add(h.productId)) {
+                    out.add(h);
+                }
+            }
+            if (out.size() == k || hits.size() < depth || depth >= productIds.length) {
+                return out;
+            }
+            depth = (int) Math.min((long) depth * 4, productIds.length);
+        }
+    }
+
+    /**
+     * One row's score in float64. Four independent sums let the CPU overlap the additions (one
+     * chain would wait on each add's latency); the order is fixed, so equal rows score equally.
+     */
+    private double dotFloat(float[] w, int base, int dim) {
+        FloatBuffer v = floatVectors;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int d = 0;
+        for (; d + 3 < dim; d += 4) {
+            s0 += (double) w[d] * v.get(base + d);
+            s1 += (double) w[d + 1] * v.get(base + d + 1);
+            s2 += (double) w[d + 2] * v.get(base + d + 2);
+            s3 += (double) w[d + 3] * v.get(base + d + 3);
+        }
+        for (; d < dim; d++) {
+            s0 += (double) w[d] * v.get(base + d);
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    private double dotInt8(float[] w, int base, int dim) {
+        ByteBuffer v = int8Vectors;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int d = 0;
+        for (; d + 3 < dim; d += 4) {
+            s0 += (double) w[d] * v.get(base + d);
+            s1 += (double) w[d + 1] * v.get(base + d + 1);
+            s2 += (double) w[d + 2] * v.get(base + d + 2);
+            s3 += (double) w[d + 3] * v.get(base + d + 3);
+        }
+        for (; d < dim; d++) {
+            s0 += (double) w[d] * v.get(base + d);
+        }
+        return (s0 + s1) + (s2 + s3);
     }
 
     /** qn = float32(q / ||q||) with the norm in float64; for int8, w = float32(qn * scale). */

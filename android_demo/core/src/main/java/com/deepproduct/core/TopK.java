@@ -25,6 +25,11 @@ final class TopK {
         return sa > sb || (sa == sb && pa < pb);
     }
 
+    /** Whether {@link #offer} would keep (p, s): cheap enough to call for every row. */
+    boolean wouldKeep(int p, double s) {
+        return k > 0 && (size < k || better(s, p, score[0], pos[0]));
+    }
+
     void offer(int p, double s) {
         if (k == 0) {
             return;

@@ -61,6 +61,31 @@ public class SearchVectorsTest {
             }
         }
         assertTrue("no expected results were compared", checked > 100);
+
+        // Product-level search: top-k distinct products, each by its best image.
+        int products = 0;
+        for (Object c : (List<Object>) spec.get("product_cases")) {
+            Map<String, Object> cs = (Map<String, Object>) c;
+            int k = ((Number) cs.get("k")).intValue();
+            Map<String, Object> filter = (Map<String, Object>) cs.get("filter");
+            List<Object> results = (List<Object>) cs.get("results");
+            for (int q = 0; q < queries.size(); q++) {
+                Map<String, Object> want = (Map<String, Object>) results.get(q);
+                List<SearchResult> got = index.searchProducts(Vectors.floats(queries.get(q)), k, filter);
+                String what = name + " products k=" + k + " filter=" + filter + " query " + q;
+                int[] positions = Vectors.ints(want.get("positions"));
+                double[] scores = Vectors.doubles(want.get("scores"));
+                List<Object> ids = (List<Object>) want.get("product_ids");
+                assertEquals(what + ": result count", positions.length, got.size());
+                for (int r = 0; r < positions.length; r++) {
+                    assertEquals(what + ": position at rank " + (r + 1), positions[r], got.get(r).position);
+                    assertEquals(what + ": product id at rank " + (r + 1), ids.get(r), got.get(r).productId);
+                    assertEquals(what + ": score at rank " + (r + 1), scores[r], got.get(r).score, atol);
+                    products++;
+                }
+            }
+        }
+        assertTrue("no expected product results were compared", products > 100);
     }
 
     @Test

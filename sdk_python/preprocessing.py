@@ -13,12 +13,14 @@ by the shrink factor (antialiasing), computed in float64 on [0, 1] values.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -104,8 +106,14 @@ def decode_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS,
     try:
         if isinstance(source, Image.Image):
             return _decode_opened(source, name, max_pixels, alpha_background)
-        fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
-        with Image.open(fp) as img:
+        with contextlib.ExitStack() as stack:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                fp: Any = io.BytesIO(source)
+            elif isinstance(source, (str, os.PathLike)):
+                fp = stack.enter_context(_open_regular(source, name))
+            else:
+                fp = source  # the caller's stream: not ours to close
+            img = stack.enter_context(Image.open(fp))
             return _decode_opened(img, name, max_pixels, alpha_background)
     except ImageDecodeError:
         raise
@@ -114,6 +122,15 @@ def decode_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS,
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, TypeError,
             Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+def _open_regular(path: str | os.PathLike, name: str) -> BinaryIO:
+    """Open an image path for reading; a FIFO or device would block Pillow forever, so refuse it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageDecodeError(f"{name}: not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def _decode_opened(img: Image.Image, name: str, max_pixels: int,

@@ -110,3 +110,13 @@ def test_verify_false_still_refuses_bad_ids_and_scales():
     for name in ("non_utf8_id.dpindex", "huge_scale.dpindex"):
         with pytest.raises(IndexFileError):
             GalleryIndex.load(VECTORS / "bad" / name, verify=False)
+
+
+def test_fifo_or_directory_as_an_image_fails_fast(tmp_path):
+    from deepproduct.sdk.preprocessing import ImageDecodeError, decode_image
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        with pytest.raises(ImageDecodeError, match="not a regular file"):
+            decode_image(path)

@@ -64,7 +64,9 @@ def _echo_table(records: list[dict], kind: str) -> None:
                        f"{'  FLAGGED' if r['flagged'] else ''}")
         elif kind == "search":
             ratio = f"  x{r['ratio_to_faiss']:.2f} vs faiss" if "ratio_to_faiss" in r else ""
-            click.echo(f"  {r['gallery_size']:>9,} {r['impl']:<19} {r['storage']:<7} batch {r['batch']:>3}  "
+            if "agrees_with_sdk" in r:
+                ratio = f"  {'same' if r['agrees_with_sdk'] else 'DIFFERENT'} top-k as the SDK"
+            click.echo(f"  {r['gallery_size']:>9,} {r['impl']:<33} {r['storage']:<7} batch {r['batch']:>3}  "
                        f"threads {r['threads']}  median {r['median_ms']:9.3f} ms  bound "
                        f"{r['bandwidth_bound_ms']:8.3f} ms{ratio}")
         elif kind == "skipped":
@@ -131,15 +133,18 @@ def accuracy(export_dir: str, data: str, checkpoint: str | None, split: str, bat
 @click.option("--budget", default=8.0, show_default=True, help="Seconds of timed calls per configuration.")
 @click.option("--storage", default="float32,int8", show_default=True)
 @click.option("--prototype", is_flag=True, help="Also time the int8 MatMulInteger prototype (int8_scan_prototype).")
+@click.option("--cores", is_flag=True, help="Also time the JVM and JS cores' search on the same index files.")
+@click.option("--core-runs", default=30, show_default=True, help="Timed queries per core configuration.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True)
 def search(sizes: str, dim: int, batches: str, threads: str, k: int, runs: int, budget: float, storage: str,
-           prototype: bool, out: str) -> None:
+           prototype: bool, cores: bool, core_runs: int, out: str) -> None:
     """The SDK's exact search (float32/int8) vs faiss IndexFlatIP and the bandwidth bound."""
     from .search_bench import bench_search
 
     storages = tuple(s.strip() for s in storage.split(",") if s.strip())
     records = bench_search(_ints(sizes), dim=dim, batches=_ints(batches), k=k, threads=_threads(threads),
-                           storages=storages, runs=runs, budget_s=budget, prototype=prototype)
+                           storages=storages, runs=runs, budget_s=budget, prototype=prototype, cores=cores,
+                           core_runs=core_runs)
     bw = next(r for r in records if r["kind"] == "bandwidth")
     click.echo(f"  copy bandwidth {bw['copy_gb_per_s']:.2f} GB/s")
     _echo_table(records, "search")

@@ -9,6 +9,15 @@ carries the vector block's bytes, the bytes one batch scans and the memory-bandw
 (bytes scanned / measured copy bandwidth), so a ratio to faiss and a ratio to the hardware's
 floor can both be read off.
 
+SDK implementations: ``sdk-GalleryIndex`` is the default (``backend="auto"``: the two-stage
+SIMD scan when the fast-search extra is installed, else numpy) and ``sdk-GalleryIndex-numpy``
+the always-available numpy fallback; ``bytes_scanned`` is what each actually streams (the int8
+shadow for the accelerated float32 scan), ``stored_bound_ms`` the bound for the stored block.
+``filter_share`` records time a metadata-filtered search over 10% of the gallery (sizes up to
+``FILTER_MAX_SIZE``). ``cores=True`` also runs the JVM and JS cores' harnesses
+(android_demo/core SearchBench, web_demo/bench/search_bench.mjs) on the same index files, one
+thread, one query per call; their records carry ``agrees_with_sdk`` (query 0's top-k positions).
+
 Data: clustered unit vectors (a Gaussian centre per ~100 items, plus noise), with queries that
 are noisy copies of gallery items. Product embeddings cluster like this, and the SDK's running
 top-K threshold prunes differently on clustered data than on isotropic noise.
@@ -16,8 +25,13 @@ top-K threshold prunes differently on clustered data than on isotropic noise.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import tempfile
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +46,11 @@ from .timing import time_calls
 #: when queries x dim >= distance_compute_blas_threshold (128000: 1000 queries at d = 128); below
 #: that each query streams the whole gallery on its own, so a batch of 64 reads it 64 times.
 FAISS_VARIANTS: tuple[tuple[str, int | None], ...] = (("faiss-IndexFlatIP", None), ("faiss-IndexFlatIP-blas", 0))
+#: Filtered-search records (10% of the items) are taken up to this gallery size: the per-item
+#: metadata dicts of a larger benchmark gallery would cost more memory than the vectors.
+FILTER_MAX_SIZE = 200_000
+FILTER_SHARDS = 10
+REPO = Path(__file__).resolve().parent.parent
 
 
 def clustered_unit_vectors(n: int, dim: int, seed: int = 0, per_cluster: int = 100,
@@ -85,7 +104,7 @@ def bench_search(sizes: list[int], *, dim: int = 128, batches: list[int] | None 
                  threads: list[int] | None = None, storages: tuple[str, ...] = ("float32", "int8"),
                  runs: int = 20, warmup: int = 2, budget_s: float = 8.0, seed: int = 0,
                  bandwidth_bytes: int = 256 << 20, prototype: bool = False, run_id: str | None = None,
-                 progress: bool = True) -> list[dict[str, Any]]:
+                 progress: bool = True, cores: bool = False, core_runs: int = 30) -> list[dict[str, Any]]:
     """Bandwidth record, then one search record per impl x storage x size x batch x threads.
 
     ``prototype`` adds the int8 scan of ``int8_scan_prototype`` (ONNX Runtime MatMulInteger) on the
@@ -98,23 +117,27 @@ def bench_search(sizes: list[int], *, dim: int = 128, batches: list[int] | None 
     for n in sizes:
         # One function call per size: its indexes are freed before the next (larger) size is built.
         records += _bench_size(n, dim, batches or [1, 64], k, threads or [1], storages, runs, warmup, budget_s,
-                               seed, gbps, prototype, run_id, progress)
+                               seed, gbps, prototype, run_id, progress, cores, core_runs)
     return records
 
 
 def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int], storages: tuple[str, ...],
                 runs: int, warmup: int, budget_s: float, seed: int, gbps: float, prototype: bool, run_id: str,
-                progress: bool) -> list[dict[str, Any]]:
+                progress: bool, cores: bool = False, core_runs: int = 30) -> list[dict[str, Any]]:
     import faiss
 
+    from deepproduct.sdk.exact_search import resolve_backend
     from deepproduct.sdk.gallery_index import GalleryIndex
 
     data = clustered_unit_vectors(n, dim, seed)
     ids = np.arange(n).astype(str).tolist()
+    meta = [{"shard": i % FILTER_SHARDS} for i in range(n)] if n <= FILTER_MAX_SIZE else None
     bar = tqdm(total=len(storages) + 1, desc=f"build {n:,}", disable=not progress, leave=False)
     indexes = {}
     for storage in storages:
-        indexes[storage] = GalleryIndex.from_embeddings(data, ids, storage=storage)
+        indexes[storage] = GalleryIndex.from_embeddings(data, ids, meta, storage=storage)
+        if resolve_backend(None) != "numpy":
+            indexes[storage].coarse_codes()  # built once per index (like a load), not inside a timed call
         bar.update()
     # faiss gets exactly the SDK's (re-normalised) float32 rows when the SDK has them.
     gallery_f32 = np.ascontiguousarray(indexes["float32"].vectors) if "float32" in indexes else data
@@ -146,25 +169,109 @@ def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int]
                 bandwidth_bound_ms=round(scan_bound_ms(faiss_bytes, gbps), 4), working_bytes=None,
                 overlap_at_k=1.0, blas_threshold=default_threshold if threshold is None else threshold,
                 **base, **stats.as_fields()))
-        ours: list[tuple[str, str, Any, Callable[[], Any]]] = [
-            ("sdk-GalleryIndex", storage, index,
-             lambda index=index, queries=queries, t=t: index.search_arrays(queries, k, threads=t))
-            for storage, index in indexes.items()]
+        auto = resolve_backend(None)
+        ours: list[tuple[str, str, Any, Callable[[], Any], dict[str, Any]]] = []
+        for storage, index in indexes.items():
+            for impl, backend in (("sdk-GalleryIndex", None), ("sdk-GalleryIndex-numpy", "numpy")):
+                if backend is None and auto == "numpy":
+                    continue  # "auto" is the numpy path here: the -numpy row says it all
+                name = backend or auto
+                coarse = name != "numpy" and batch <= _max_coarse_queries()
+                extra = {"backend": name, "scan": "two-stage-int8" if coarse else "blocked-blas"}
+                ours.append((impl, storage, index, lambda index=index, queries=queries, t=t, b=backend:
+                             index.search_arrays(queries, k, threads=t, backend=b), extra))
+                if meta is not None and batch == 1:
+                    f = {"shard": 0}
+                    ours.append((f"{impl}-filter10", storage, index, lambda index=index, queries=queries, t=t,
+                                 b=backend, f=f: index.search_arrays(queries, k, f, threads=t, backend=b),
+                                 {**extra, "filter_share": 1 / FILTER_SHARDS}))
         if prototype and "int8" in indexes:
             from .int8_scan_prototype import OrtInt8Scan
 
             scan = OrtInt8Scan(indexes["int8"], threads=t)
             ours.append(("prototype-ort-MatMulInteger", "int8", indexes["int8"],
-                         lambda scan=scan, queries=queries: scan.search(queries, k)))
-        for impl, storage, index, call in ours:
+                         lambda scan=scan, queries=queries: scan.search(queries, k), {"backend": "onnxruntime"}))
+        for impl, storage, index, call, extra in ours:
             stats = time_calls(call, runs, warmup, budget_s)
             _, found = call()
-            scanned = int(index.vectors.nbytes)
+            if "filter_share" in extra:  # faiss has no metadata filter: compare with the numpy path
+                found_ref = indexes[storage].search_arrays(queries, k, {"shard": 0}, backend="numpy")[1]
+                agree = overlap_at_k(found, found_ref)
+            else:
+                agree = overlap_at_k(found, truth)
+            stored = int(index.vectors.nbytes)
+            share = extra.get("filter_share", 1.0)
+            scanned = (int(index.coarse_codes().nbytes) if extra.get("scan") == "two-stage-int8" else stored)
+            scanned = int(scanned * share)
             records.append(make_record(
                 "search", machine=describe_host(), run_id=run_id, impl=impl, storage=storage,
-                index_bytes=scanned + (0 if index.scales is None else int(index.scales.nbytes)),
+                index_bytes=stored + (0 if index.scales is None else int(index.scales.nbytes)),
                 bytes_scanned=scanned, bandwidth_bound_ms=round(scan_bound_ms(scanned, gbps), 4),
-                working_bytes=working_bytes(call), overlap_at_k=round(overlap_at_k(found, truth), 4),
+                stored_bound_ms=round(scan_bound_ms(int(stored * share), gbps), 4),
+                working_bytes=working_bytes(call), overlap_at_k=round(agree, 4), **extra,
                 ratio_to_faiss=round(stats.median_ms / faiss_ms[FAISS_VARIANTS[0][0]], 3),
                 ratio_to_best_faiss=round(stats.median_ms / min(faiss_ms.values()), 3), **base, **stats.as_fields()))
+    if cores:
+        records += bench_cores(indexes, gallery_f32, k, core_runs, seed, gbps, run_id)
     return records
+
+
+def _max_coarse_queries() -> int:
+    from deepproduct.sdk.exact_search import MAX_COARSE_QUERIES
+
+    return MAX_COARSE_QUERIES
+
+
+def bench_cores(indexes: dict[str, Any], gallery_f32: np.ndarray, k: int, runs: int, seed: int, gbps: float,
+                run_id: str) -> list[dict[str, Any]]:
+    """The JVM and JS cores' harnesses on the SDK's own index files, with the SDK's answer for query 0."""
+    records = []
+    with tempfile.TemporaryDirectory(prefix="dp-bench-cores-") as tmp:
+        work = Path(tmp)
+        queries = make_queries(gallery_f32, 16, seed + 101)
+        qfile = work / "queries.f32"
+        queries.astype("<f4").tofile(qfile)
+        harnesses = [h for h in (_jvm_harness(work), _js_harness()) if h is not None]
+        for storage, index in indexes.items():
+            path = index.save(work / f"{storage}.dpindex")
+            sdk = {"items": index.search_arrays(queries[:1], k)[1][0].tolist(),
+                   "products": index.search_arrays(queries[:1], k, unique_products=True)[1][0].tolist()}
+            for impl, cmd in harnesses:
+                out = subprocess.run([*cmd, str(path), str(qfile), str(k), str(runs), str(max(3, runs // 3))],
+                                     capture_output=True, text=True, timeout=1800, check=False)
+                if out.returncode != 0:
+                    raise RuntimeError(f"{impl} search harness failed ({' '.join(cmd)}):\n{out.stderr[-2000:]}")
+                for line in out.stdout.splitlines():
+                    doc = json.loads(line)
+                    scanned = int(index.vectors.nbytes)
+                    records.append(make_record(
+                        "search", machine=describe_host(), run_id=run_id,
+                        impl=f"{impl}{'-products' if doc['mode'] == 'products' else ''}", storage=storage,
+                        gallery_size=len(index), dim=index.dim, batch=1, k=k, threads=1, runs=int(doc["runs"]),
+                        warmup=max(3, runs // 3), median_ms=round(doc["median_ms"], 4),
+                        p90_ms=round(doc["p90_ms"], 4), min_ms=round(doc["min_ms"], 4), index_bytes=scanned,
+                        bytes_scanned=scanned, bandwidth_bound_ms=round(scan_bound_ms(scanned, gbps), 4),
+                        data="clustered-unit-gaussian", agrees_with_sdk=doc["positions"] == sdk[doc["mode"]]))
+    return records
+
+
+def _jvm_harness(work: Path) -> tuple[str, list[str]] | None:
+    """Compile the JVM core + its SearchBench (Java 8 level) into ``work``; None without a JDK."""
+    core = REPO / "android_demo" / "core" / "src"
+    if not shutil.which("javac") or not core.is_dir():
+        return None
+    out = work / "jvm"
+    out.mkdir()
+    sources = [str(p) for p in (core / "main" / "java").rglob("*.java")]
+    sources.append(str(core / "test" / "java" / "com" / "deepproduct" / "core" / "SearchBench.java"))
+    subprocess.run(["javac", "-nowarn", "-Xlint:-options", "--release", "8", "-encoding", "UTF-8", "-d", str(out),
+                    *sources], check=True, capture_output=True, text=True)
+    # The scan runs on the calling thread only (the JIT and GC have their own, as on a phone).
+    return "jvm-core", ["java", "-Xss4m", "-cp", str(out), "com.deepproduct.core.SearchBench"]
+
+
+def _js_harness() -> tuple[str, list[str]] | None:
+    script = REPO / "web_demo" / "bench" / "search_bench.mjs"
+    if not shutil.which("node") or not script.is_file():
+        return None
+    return "js-core", ["node", str(script)]

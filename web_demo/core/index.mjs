@@ -265,7 +265,7 @@ export class GalleryIndex {
    */
   search(query, k = 5, filter = null) {
     if (!(k >= 1)) throw new RangeError(messages.badK(k));
-    const w = this.scoringQuery(query);
+    const w = Float64Array.from(this.scoringQuery(query)); // the float32 weights, read as doubles once
     const d = this.dim;
     const v = this.vectors;
     const n = this.ids.length;
@@ -277,18 +277,23 @@ export class GalleryIndex {
     let size = 0;
     for (let i = 0; i < n; i++) {
       if (useFilter && !matchesFilter(this.items[i], filter)) continue;
-      // Four independent float64 sums (fixed order: equal rows score equally).
+      // Eight independent float64 sums (fixed order: equal rows score equally).
       const base = i * d;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
       let j = 0;
-      for (; j + 3 < d; j += 4) {
-        s0 += w[j] * v[base + j];
-        s1 += w[j + 1] * v[base + j + 1];
-        s2 += w[j + 2] * v[base + j + 2];
-        s3 += w[j + 3] * v[base + j + 3];
+      for (; j + 7 < d; j += 8) {
+        const o = base + j;
+        s0 += w[j] * v[o];
+        s1 += w[j + 1] * v[o + 1];
+        s2 += w[j + 2] * v[o + 2];
+        s3 += w[j + 3] * v[o + 3];
+        s4 += w[j + 4] * v[o + 4];
+        s5 += w[j + 5] * v[o + 5];
+        s6 += w[j + 6] * v[o + 6];
+        s7 += w[j + 7] * v[o + 7];
       }
       for (; j < d; j++) s0 += w[j] * v[base + j];
-      const s = (s0 + s1) + (s2 + s3);
+      const s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
       // Positions arrive in increasing order, so an equal score never displaces a kept one.
       if (size === cap && !(s > topS[cap - 1])) continue;
       let r = size < cap ? size++ : cap - 1;

@@ -332,39 +332,49 @@ public final class GalleryIndex {
     }
 
     /**
-     * One row's score in float64. Four independent sums let the CPU overlap the additions (one
+     * One row's score in float64. Eight independent sums let the CPU overlap the additions (one
      * chain would wait on each add's latency); the order is fixed, so equal rows score equally.
      */
     private double dotFloat(float[] w, int base, int dim) {
         FloatBuffer v = floatVectors;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         int d = 0;
-        for (; d + 3 < dim; d += 4) {
-            s0 += (double) w[d] * v.get(base + d);
-            s1 += (double) w[d + 1] * v.get(base + d + 1);
-            s2 += (double) w[d + 2] * v.get(base + d + 2);
-            s3 += (double) w[d + 3] * v.get(base + d + 3);
+        for (; d + 7 < dim; d += 8) {
+            int o = base + d;
+            s0 += (double) w[d] * v.get(o);
+            s1 += (double) w[d + 1] * v.get(o + 1);
+            s2 += (double) w[d + 2] * v.get(o + 2);
+            s3 += (double) w[d + 3] * v.get(o + 3);
+            s4 += (double) w[d + 4] * v.get(o + 4);
+            s5 += (double) w[d + 5] * v.get(o + 5);
+            s6 += (double) w[d + 6] * v.get(o + 6);
+            s7 += (double) w[d + 7] * v.get(o + 7);
         }
         for (; d < dim; d++) {
             s0 += (double) w[d] * v.get(base + d);
         }
-        return (s0 + s1) + (s2 + s3);
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 
     private double dotInt8(float[] w, int base, int dim) {
         ByteBuffer v = int8Vectors;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         int d = 0;
-        for (; d + 3 < dim; d += 4) {
-            s0 += (double) w[d] * v.get(base + d);
-            s1 += (double) w[d + 1] * v.get(base + d + 1);
-            s2 += (double) w[d + 2] * v.get(base + d + 2);
-            s3 += (double) w[d + 3] * v.get(base + d + 3);
+        for (; d + 7 < dim; d += 8) {
+            int o = base + d;
+            s0 += (double) w[d] * v.get(o);
+            s1 += (double) w[d + 1] * v.get(o + 1);
+            s2 += (double) w[d + 2] * v.get(o + 2);
+            s3 += (double) w[d + 3] * v.get(o + 3);
+            s4 += (double) w[d + 4] * v.get(o + 4);
+            s5 += (double) w[d + 5] * v.get(o + 5);
+            s6 += (double) w[d + 6] * v.get(o + 6);
+            s7 += (double) w[d + 7] * v.get(o + 7);
         }
         for (; d < dim; d++) {
             s0 += (double) w[d] * v.get(base + d);
         }
-        return (s0 + s1) + (s2 + s3);
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 
     /** qn = float32(q / ||q||) with the norm in float64; for int8, w = float32(qn * scale). */

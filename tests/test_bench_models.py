@@ -97,11 +97,17 @@ def test_search_smoke() -> None:
     assert kinds[0] == "bandwidth" and records[0]["copy_gb_per_s"] > 0
     found = {(r["impl"], r["storage"], r["batch"]): r for r in records if r["kind"] == "search"}
     impls = (("faiss-IndexFlatIP", "float32"), ("faiss-IndexFlatIP-blas", "float32"), ("sdk-GalleryIndex", "float32"),
-             ("sdk-GalleryIndex", "int8"), ("prototype-ort-MatMulInteger", "int8"))
-    assert set(found) == {(i, s, b) for i, s in impls for b in (1, 3)}
+             ("sdk-GalleryIndex", "int8"), ("sdk-GalleryIndex-numpy", "float32"), ("sdk-GalleryIndex-numpy", "int8"),
+             ("prototype-ort-MatMulInteger", "int8"))
+    filtered = {(f"{i}-filter10", s, 1) for i in ("sdk-GalleryIndex", "sdk-GalleryIndex-numpy") for s in ("float32", "int8")}
+    assert set(found) == {(i, s, b) for i, s in impls for b in (1, 3)} | filtered
     f32 = found[("sdk-GalleryIndex", "float32", 3)]
-    assert f32["overlap_at_k"] >= 0.99 and f32["bytes_scanned"] == 2000 * 128 * 4
+    # The accelerated float32 scan streams its int8 shadow (a quarter of the bytes); numpy the floats.
+    assert f32["overlap_at_k"] == 1.0 and f32["scan"] == "two-stage-int8" and f32["bytes_scanned"] == 2000 * 128
+    assert found[("sdk-GalleryIndex-numpy", "float32", 3)]["bytes_scanned"] == 2000 * 128 * 4
     assert found[("sdk-GalleryIndex", "int8", 1)]["bytes_scanned"] == 2000 * 128
+    assert found[("sdk-GalleryIndex-filter10", "int8", 1)]["bytes_scanned"] == 2000 * 128 // 10
+    assert all(r["overlap_at_k"] == 1.0 for key, r in found.items() if key in filtered)
     assert f32["ratio_to_faiss"] > 0 and f32["ratio_to_best_faiss"] >= f32["ratio_to_faiss"]
     assert f32["bandwidth_bound_ms"] > 0
     for batch in (1, 3):  # the prototype re-scores exactly: the same top-k as the SDK's int8 scan

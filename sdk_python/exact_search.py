@@ -30,6 +30,7 @@ is memory-bound, and the int8 codes are a quarter of the bytes. docs/benchmarks.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -160,8 +161,6 @@ def _merge_block(scores: np.ndarray, start: int, positions: np.ndarray | None, b
 # ============================================================================ accelerated path
 #: Rows per stage-1 block: the int8 block and its scores stay in L2, the Python loop stays short.
 COARSE_BLOCK_ROWS = 1 << 14
-#: The first block is small: its k-th best seeds the running threshold cheaply.
-FIRST_BLOCK_ROWS = 1 << 11
 #: The accelerated path serves batches up to this many queries (one scan each); larger batches
 #: reuse each gallery block across queries in one BLAS call, which wins there.
 MAX_COARSE_QUERIES = 4
@@ -250,11 +249,18 @@ def _kernel(name: str) -> SimdBackend | None:
     return _loaded[name]
 
 
+_auto: dict[int, str] = {}
+
+
 def resolve_backend(backend: str | None) -> str:
     """"auto" (or None): $DEEPPRODUCT_SEARCH_BACKEND if set, else the first installed SIMD backend."""
     backend = backend or os.environ.get("DEEPPRODUCT_SEARCH_BACKEND") or "auto"
     if backend == "auto":
-        return available_backends()[0]
+        key = id(_loaded)  # cached per kernel table (tests swap the table to simulate none installed)
+        if key not in _auto:
+            _auto.clear()
+            _auto[key] = available_backends()[0]
+        return _auto[key]
     if backend != "numpy" and backend not in BACKENDS:
         raise ValueError(f"unknown search backend {backend!r}; expected auto, numpy or one of {sorted(BACKENDS)}")
     if backend != "numpy" and _kernel(backend) is None:
@@ -276,6 +282,8 @@ class CoarseCodes:
     code_norm: float
     residual_norm: float
     row_norm: float
+    #: True for int8 storage (grid all ones: the codes are the stored values).
+    unit_grid: bool = False
     #: Per packing backend: its packed copy of each unfiltered scan block (built on first use).
     packed: dict[str, list[Any]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -296,7 +304,7 @@ def coarse_codes_for(vectors: np.ndarray, rows_per_pass: int = 1 << 16) -> Coars
             block = np.asarray(vectors[start:start + rows_per_pass], dtype=np.int64)
             peak = max(peak, int(np.einsum("ij,ij->i", block, block).max(initial=0)))
         norm = float(np.sqrt(peak))
-        return CoarseCodes(vectors, np.ones(dim), norm, 0.0, norm)
+        return CoarseCodes(vectors, np.ones(dim), norm, 0.0, norm, unit_grid=True)
     peak_abs = np.zeros(dim)
     for start in range(0, n, rows_per_pass):
         block = np.abs(np.asarray(vectors[start:start + rows_per_pass], dtype=np.float64))
@@ -317,8 +325,7 @@ def coarse_codes_for(vectors: np.ndarray, rows_per_pass: int = 1 << 16) -> Coars
 
 
 def _block_bounds(total: int, block_rows: int) -> list[tuple[int, int]]:
-    first = min(total, FIRST_BLOCK_ROWS, block_rows)
-    return [(0, first)] + [(start, min(start + block_rows, total)) for start in range(first, total, block_rows)]
+    return [(start, min(start + block_rows, total)) for start in range(0, total, block_rows)]
 
 
 def coarse_scan_top_k(vectors: np.ndarray, coarse: CoarseCodes, weights: np.ndarray, k: int, *,
@@ -355,13 +362,13 @@ def _coarse_candidates(coarse: CoarseCodes, w: np.ndarray, k: int, rows: np.ndar
     """Positions of every row whose true score can reach the top ``k`` (a superset, usually ~k)."""
     dim = w.shape[0]
     w64 = w.astype(np.float64)
-    u = w64 * coarse.grid  # the score is codes . u (+ the shadow's residual term)
-    peak = float(np.abs(u).max())
+    u = w64 if coarse.unit_grid else w64 * coarse.grid  # the score is codes . u (+ the residual term)
+    peak = max(float(u.max()), -float(u.min()))
     step = peak / _QMAX if peak > 0 else 1.0
     uq = np.rint(u / step)
     diff = u - uq * step
-    err = float(np.sqrt(diff @ diff))
-    w_norm = float(np.sqrt(w64 @ w64))
+    err = math.sqrt(float(diff @ diff))
+    w_norm = math.sqrt(float(w64 @ w64))
     # float32 rounding of a D-term dot product (reference and re-scoring): gamma_D * ||v|| ||w||.
     gamma = dim * _EPS32 / (1 - dim * _EPS32)
     bound = coarse.code_norm * err + coarse.residual_norm * w_norm + 2 * gamma * coarse.row_norm * w_norm
@@ -381,8 +388,12 @@ def _coarse_candidates(coarse: CoarseCodes, w: np.ndarray, k: int, rows: np.ndar
         else:
             block = coarse.codes[start:stop] if rows is None else coarse.codes[rows[start:stop]]
             scores = kernel.dot(np.ascontiguousarray(block), query, buf[:n])
-        if thr == -np.inf and n >= k:
-            thr = float(np.partition(scores, n - k)[n - k]) - margin
+        if n >= k:
+            # A cheap lower bound on the k-th best: the smallest of k disjoint chunks' maxima (k
+            # distinct rows all score at least that). One reduction pass, no partition.
+            chunk = n // k
+            floor = float(scores[:chunk * k].reshape(k, chunk).max(axis=1).min()) - margin
+            thr = max(thr, floor)
         idx = np.flatnonzero(scores >= thr)
         if idx.size == 0:
             continue

@@ -198,3 +198,10 @@ def test_product_recall_counts_distinct_products():
     m = recall_at_k(index, base[:1], ["b"], ks=(1, 2, 3))
     assert (m["recall@1"], m["recall@2"], m["recall@3"]) == (0.0, 0.0, 0.0)
     assert (m["product_recall@1"], m["product_recall@2"], m["product_recall@3"]) == (0.0, 1.0, 1.0)
+
+
+def test_float32_rows_exactly_on_the_shadow_grid():
+    # One-hot rows quantise without residual: the shadow's grid must still be applied.
+    emb = np.eye(6, dtype=np.float32) * np.array([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]], np.float32)
+    index = _index("float32", np.vstack([emb, emb[::-1] + np.eye(6, dtype=np.float32)[0]]), meta=False)
+    _assert_same(index, np.array([[0.3, 0.2, 0.1, 0.9, 0.0, 0.05]], np.float32), 5)

@@ -1,8 +1,11 @@
 """Image sets for calibration and parity: a folder, a dataset manifest, or the embedded benchmark.
 
 Quantisation statistics must come from deployment-like photos (calibrating on noise ruined int8
-here: cosine 0.3-0.55, docs/export.md), so the default is the embedded benchmark's held-out
-split -- the same photos the parity check and Recall@1 use. Every image goes through
+here: cosine 0.3-0.55, docs/export.md), but never from the photos the parity check and the
+Recall@1 gate are measured on: that would grade the quantiser on its own calibration data. So
+calibration draws from a dataset manifest's **training** split (the embedded benchmark's when no
+``--calib`` is given), or from a user's own folder, and every image of the parity set is excluded
+by path either way; parity uses the held-out (test) split. Every image goes through
 :func:`deepproduct.sdk.preprocessing.preprocess_image`, the one preprocessing of the project.
 """
 
@@ -38,6 +41,7 @@ class ImageSet:
     domains: list[str] | None = None  # 'shop' | 'user'
     source: str = ""
     skipped: list[str] = field(default_factory=list)  # unreadable files, with the reason
+    excluded: int = 0  # candidates left out because the parity set measures them
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -50,7 +54,7 @@ class ImageSet:
         return ImageSet([self.paths[i] for i in index],
                         [self.product_ids[i] for i in index] if self.product_ids else None,
                         [self.domains[i] for i in index] if self.domains else None,
-                        self.source, list(self.skipped))
+                        self.source, list(self.skipped), self.excluded)
 
 
 def _folder_images(folder: Path) -> ImageSet:
@@ -67,9 +71,12 @@ def _manifest_images(csv_path: Path, split: str = "test") -> ImageSet:
         manifest = read_dataset_manifest(csv_path)
     except Exception as exc:  # the reader's own errors name the bad row
         raise CalibrationError(f"{csv_path}: not a readable dataset manifest ({exc})") from exc
-    rows = manifest.select(split=split) or list(manifest.rows)
+    rows = manifest.select(split=split)
+    source = f"{csv_path} ({split} split)"
+    if not rows:  # e.g. a test-only transfer set: every row (parity images are excluded later)
+        rows, source = list(manifest.rows), f"{csv_path} (all rows: no {split} split)"
     return ImageSet([Path(manifest.abspath(r)) for r in rows], [str(r.product_id) for r in rows],
-                    [str(r.domain) for r in rows], source=f"{csv_path} ({split} split)")
+                    [str(r.domain) for r in rows], source=source)
 
 
 def synthesise_benchmark(out_dir: Path, products: int = DEFAULT_BENCHMARK_PRODUCTS,
@@ -87,15 +94,23 @@ def synthesise_benchmark(out_dir: Path, products: int = DEFAULT_BENCHMARK_PRODUC
                                "pass --calib FOLDER_OR_MANIFEST") from exc
 
 
-def resolve_image_source(source: str | Path | None, cache_dir: Path) -> ImageSet:
-    """``--calib`` value -> the candidate images (not yet checked for readability)."""
+def is_manifest(source: str | Path | None) -> bool:
+    return source is not None and Path(source).is_file() and Path(source).suffix.lower() == ".csv"
+
+
+def resolve_image_source(source: str | Path | None, cache_dir: Path, split: str = "test") -> ImageSet:
+    """``--calib`` / ``--parity`` value -> the candidate images (not yet checked for readability).
+
+    A manifest (or the embedded benchmark, for ``None``) gives its ``split`` rows; a folder gives
+    every image file under it.
+    """
     if source is None:
-        return _manifest_images(synthesise_benchmark(cache_dir / "benchmark"))
+        return _manifest_images(synthesise_benchmark(cache_dir / "benchmark"), split)
     path = Path(source)
     if path.is_dir():
         found = _folder_images(path)
-    elif path.is_file() and path.suffix.lower() == ".csv":
-        found = _manifest_images(path)
+    elif is_manifest(path):
+        found = _manifest_images(path, split)
     elif path.exists():
         raise CalibrationError(f"{path}: --calib wants a folder of images or a dataset manifest .csv")
     else:
@@ -105,13 +120,30 @@ def resolve_image_source(source: str | Path | None, cache_dir: Path) -> ImageSet
     return found
 
 
+def calibration_source(source: str | Path | None, cache_dir: Path, parity: ImageSet) -> ImageSet:
+    """Calibration candidates: the training split (or a folder), minus every parity image.
+
+    ``excluded`` on the result counts the candidates dropped because parity measures them.
+    """
+    found = resolve_image_source(source, cache_dir, split="train")
+    held = {p.resolve() for p in parity.paths}
+    keep = [i for i, p in enumerate(found.paths) if p.resolve() not in held]
+    kept = found.subset(keep)
+    kept.excluded = len(found) - len(keep)
+    if not kept.paths:
+        raise CalibrationError(f"{found.source}: every image is in the parity set; calibration needs "
+                               "other images (pass --calib with a training split or another folder)")
+    return kept
+
+
 def load_tensors(images: ImageSet, spec: PreprocessingSpec, count: int | None = None, *,
                  layout: str = "NCHW", seed: int = 0,
-                 select: Callable[[ImageSet, int, int], list[int]] | None = None
-                 ) -> tuple[ImageSet, np.ndarray]:
+                 select: Callable[[ImageSet, int, int], list[int]] | None = None,
+                 require: bool = False) -> tuple[ImageSet, np.ndarray]:
     """Preprocess up to ``count`` readable images; unreadable ones are skipped and listed.
 
-    Raises :class:`CalibrationError` when not one image is readable.
+    Raises :class:`CalibrationError` when not one image is readable, or (``require``) when fewer
+    than ``count`` are.
     """
     order = (select or sample_indices)(images, count or len(images), seed)
     kept: list[int] = []
@@ -129,8 +161,13 @@ def load_tensors(images: ImageSet, spec: PreprocessingSpec, count: int | None = 
         shown = "; ".join(skipped[:3])
         raise CalibrationError(f"no readable images in {images.source} "
                                f"({len(images)} file(s) tried{': ' + shown if shown else ''})")
+    if require and count and len(kept) < count:
+        unreadable = f", {len(skipped)} unreadable" if skipped else ""
+        raise CalibrationError(f"{images.source}: only {len(kept)} readable calibration images{unreadable}, "
+                               f"fewer than --calib-count {count}")
     chosen = images.subset(kept)
     chosen.skipped = skipped
+    chosen.excluded = images.excluded
     return chosen, np.concatenate(arrays, axis=0)
 
 
@@ -160,3 +197,9 @@ def whole_product_indices(images: ImageSet, count: int, seed: int) -> list[int]:
             break
         out.extend(by_product[pid])
     return out
+
+
+def calibration_record(chosen: ImageSet, requested: int, seed: int) -> dict:
+    """The manifest's ``calibration`` object: what the int8 statistics were computed from."""
+    return {"source": chosen.source, "images": len(chosen), "requested": requested, "seed": seed,
+            "unreadable_skipped": len(chosen.skipped), "parity_images_excluded": chosen.excluded}

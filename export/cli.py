@@ -1,7 +1,8 @@
 """``dp-export``: the command line of the exporter.
 
     dp-export CHECKPOINT --out DIR [--formats onnx,tflite,coreml] [--quantize none,int8]
-              [--calib FOLDER_OR_MANIFEST] [--image-size 224] [--calib-count N] [--parity-images N]
+              [--calib FOLDER_OR_MANIFEST] [--parity FOLDER_OR_MANIFEST] [--image-size 224]
+              [--calib-count N] [--calib-seed N] [--parity-images N]
     dp-export verify DIR [--images FOLDER_OR_MANIFEST] [--no-clients]
 
 ``dp-export CHECKPOINT ...`` is shorthand for ``dp-export export CHECKPOINT ...``: a click group
@@ -60,13 +61,19 @@ def main() -> None:
               help=f"Comma-separated: {', '.join(FORMATS)}.")
 @click.option("--quantize", default="none,int8", show_default=True,
               help=f"Comma-separated: {', '.join(QUANTIZATIONS)} (see docs/export.md for the per-format meaning).")
-@click.option("--calib", default=None, help="Calibration/parity images: a folder or a dataset manifest.csv "
-              "(default: the embedded benchmark's held-out split, generated with dp-data synth).")
+@click.option("--calib", default=None, help="Calibration images: a dataset manifest.csv (its train split) or a "
+              "folder; parity images are always excluded (default: the embedded benchmark's train split, "
+              "generated with dp-data synth).")
+@click.option("--parity", "parity_source", default=None, help="Held-out images for cosine and the Recall@1 gate: "
+              "a manifest.csv (its test split) or a folder (default: --calib's test split when it is a "
+              "manifest, else the embedded benchmark's).")
 @click.option("--image-size", type=int, default=None, help="Input size S (default: the checkpoint's).")
-@click.option("--calib-count", type=click.IntRange(1, 10000), default=64, show_default=True)
-@click.option("--parity-images", type=click.IntRange(2, 10000), default=256, show_default=True,
-              help="Held-out images (whole products) for cosine and Recall@1; Core ML's numpy evaluator "
-                   "uses a 48-image subset of them.")
+@click.option("--calib-count", type=click.IntRange(1, 10000), default=64, show_default=True,
+              help="Calibration images; fewer readable ones is an error.")
+@click.option("--calib-seed", type=int, default=0, show_default=True, help="Seed of the calibration sample.")
+@click.option("--parity-images", type=click.IntRange(2, 100000), default=None,
+              help="Cap on the held-out images (whole products) for cosine and Recall@1 (default: the whole "
+                   "held-out split); Core ML's numpy evaluator uses a 48-image subset of them.")
 @click.option("--name", "model_name", default=None, help="Model name in the manifest (default: checkpoint name).")
 @click.option("--model-version", default="1", show_default=True)
 @click.option("--author", default="DeepProduct", show_default=True)
@@ -76,7 +83,8 @@ def main() -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the export report (markdown parity table) to this file.")
 def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: str | None,
-               image_size: int | None, calib_count: int, parity_images: int, model_name: str | None,
+               parity_source: str | None, image_size: int | None, calib_count: int, calib_seed: int,
+               parity_images: int | None, model_name: str | None,
                model_version: str, author: str, license_: str, overwrite: bool, no_clients: bool,
                report_path: Path | None) -> None:
     """Export CHECKPOINT (NAME.safetensors) into the folder --out."""
@@ -86,7 +94,8 @@ def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: 
         opts = ExportOptions(
             checkpoint=checkpoint, out=out, formats=parse_list(formats, FORMATS, "format"),
             quantizations=parse_list(quantize, QUANTIZATIONS, "quantisation"), calib=calib,
-            image_size=image_size, calib_count=calib_count, parity_images=parity_images,
+            parity=parity_source, image_size=image_size, calib_count=calib_count, seed=calib_seed,
+            parity_images=parity_images,
             model_name=model_name, model_version=model_version, author=author, license=license_,
             overwrite=overwrite, clients=not no_clients)
         result = export(opts, _say)

@@ -73,9 +73,19 @@ def head_nodes(proto: onnx.ModelProto) -> list[str]:
     return head
 
 
-def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, info: ModelInfo) -> None:
+#: Activation-range calibration: onnxruntime's MinMax / Percentile / Entropy (docs/export.md has
+#: the measured comparison on the demo checkpoint).
+CALIBRATION_METHOD = "minmax"
+PERCENTILE = 99.999
+#: Backbone nodes kept in float (by ONNX node name), chosen by the measured sensitivity sweep.
+KEEP_FLOAT_NODES: tuple[str, ...] = ()
+
+
+def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, info: ModelInfo, *,
+                  method: str | None = None, keep_float: tuple[str, ...] | None = None) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -86,11 +96,16 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, info: ModelInfo
     with tempfile.TemporaryDirectory(prefix="dp-onnx-q-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        exclude = head_nodes(onnx.load(str(pre)))
+        exclude = head_nodes(onnx.load(str(pre))) + list(KEEP_FLOAT_NODES if keep_float is None else keep_float)
+        method = method or CALIBRATION_METHOD
+        calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                     "entropy": CalibrationMethod.Entropy}[method]
+        extra = {"CalibPercentile": PERCENTILE} if method == "percentile" else {}
         quantize_static(
             str(pre), str(dst), reader_cls(calibration.astype(np.float32)),
             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=REDUCE_RANGE,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+            calibrate_method=calibrate, extra_options=extra,
         )
     proto = onnx.load(str(dst))
     set_metadata(proto, info)

@@ -69,6 +69,7 @@ class ArtefactParity:
     failures: list[str] = field(default_factory=list)
     images: int = 0
     reference_recall_at_1: float | None = None
+    recall_gate: dict | None = None  # recall_gate.GateResult.to_dict(), when gated
 
     def to_dict(self) -> dict:
         return {"runtime": self.runtime, "images": self.images,
@@ -77,31 +78,38 @@ class ArtefactParity:
                 "recall_at_1": None if self.recall_at_1 is None else round(self.recall_at_1, 4),
                 "recall_drop_points": None if self.recall_drop_points is None else round(self.recall_drop_points, 2),
                 "max_recall_drop_points": None if self.max_recall_drop_points is None
-                else round(self.max_recall_drop_points, 2), "passed": self.passed,
-                "failures": self.failures}
+                else round(self.max_recall_drop_points, 2), "recall_gate": self.recall_gate,
+                "passed": self.passed, "failures": self.failures}
 
 
 def judge(key: str, runtime: str, embeddings: np.ndarray, reference: np.ndarray, threshold: float,
           product_ids: list[str] | None, domains: list[str] | None, reference_recall: float | None,
           max_drop: float | None) -> ArtefactParity:
+    """Cosine floor against PyTorch, and (``max_drop`` not None) the paired Recall@1 gate.
+
+    The Recall@1 gate compares per-query hits of the artefact with PyTorch's on the same queries
+    (recall_gate.py): it fails only when a drop beyond ``max_drop`` points is statistically
+    supported, never on the noise of a few flipped queries.
+    """
+    from .recall_gate import paired_gate, query_hits
+
     cos = cosines(embeddings, reference)
     r1 = recall_at_1(embeddings, product_ids, domains)
     drop = None if r1 is None or reference_recall is None else (reference_recall - r1) * 100.0
-    queries = (domains or []).count("user")
-    if max_drop is not None and queries:
-        # A Recall@1 gate cannot resolve less than one query: with fewer than 50 queries one
-        # flipped query is more than 2 points, so the allowance is at least one query.
-        max_drop = max(max_drop, 100.0 / queries)
     failures: list[str] = []
     if not np.all(np.isfinite(embeddings)):
         failures.append("non-finite embeddings")
     if float(cos.mean()) < threshold:
         failures.append(f"mean cosine {cos.mean():.6f} < {threshold}")
-    if max_drop is not None and drop is not None and drop > max_drop + 1e-9:
-        failures.append(f"Recall@1 {r1:.4f} is {drop:.2f} points below fp32 ({reference_recall:.4f}); "
-                        f"allowed {max_drop}")
+    gate = None
+    if max_drop is not None and r1 is not None and np.all(np.isfinite(embeddings)):
+        ref_hits = query_hits(reference, product_ids, domains)
+        gate = paired_gate(ref_hits, query_hits(embeddings, product_ids, domains), margin_points=max_drop)
+        if gate.failed:
+            failures.append(gate.message())
     return ArtefactParity(key, runtime, float(cos.mean()), float(cos.min()), threshold, r1, drop,
-                          max_drop, not failures, failures, len(embeddings), reference_recall)
+                          max_drop, not failures, failures, len(embeddings), reference_recall,
+                          None if gate is None else gate.to_dict())
 
 
 # ------------------------------------------------------------------------------ clients

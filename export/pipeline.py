@@ -24,7 +24,15 @@ from deepproduct.sdk.preprocessing import PreprocessingSpec
 from deepproduct.training.checkpoint import CheckpointError, embedding_space_id, load_model
 
 from . import parity_set as ps
-from .calibration import ImageSet, load_tensors, resolve_image_source, whole_product_indices
+from .calibration import (
+    ImageSet,
+    calibration_record,
+    calibration_source,
+    is_manifest,
+    load_tensors,
+    resolve_image_source,
+    whole_product_indices,
+)
 from .errors import ExportError, ParityError, UsageError
 from .exporters import EXPORTERS, ExportJob
 from .manifest import (
@@ -37,6 +45,7 @@ from .manifest import (
 )
 from .model_info import ModelInfo
 from .quiet import quiet
+from .recall_gate import rule_record as gate_rule
 from .report import render as render_report
 from .variants import COSINE_THRESHOLDS, MAX_RECALL_DROP_POINTS, Variant, plan_variants
 from .verify import ArtefactSpec, measure, report_dict
@@ -51,17 +60,18 @@ class ExportOptions:
     out: Path
     formats: list[str]
     quantizations: list[str]
-    calib: str | None = None
+    calib: str | None = None  # calibration: a manifest's train split or a folder (None: the embedded benchmark)
+    parity: str | None = None  # held-out images (None: --calib's test split if a manifest, else the benchmark's)
     image_size: int | None = None
     calib_count: int = 64
-    parity_images: int = 256
+    parity_images: int | None = None  # None: the whole held-out split
     model_name: str | None = None
     model_version: str = "1"
     author: str = "DeepProduct"
     license: str = "Apache-2.0"
     overwrite: bool = False
     clients: bool = True
-    seed: int = 0
+    seed: int = 0  # calibration sample (the parity set does not depend on it)
 
 
 @dataclass
@@ -178,18 +188,24 @@ def _run_stages(stages: _Stages, tmp: Path, scratch: Path, opts: ExportOptions, 
     info = model_info(model, cfg, opts, size, _weights_file(opts.checkpoint))
     spec = info.preprocessing
 
-    source: ImageSet = stages.run("find calibration / parity images",
-                                  lambda: resolve_image_source(opts.calib, scratch))
-    need_calib = any(v.quantized for v in variants)
-    calib = None
-    if need_calib:
-        calib_set, calib = stages.run(f"preprocess {opts.calib_count} calibration images",
-                                      lambda: load_tensors(source, spec, opts.calib_count, seed=opts.seed))
-        say(f"    {len(calib_set)} calibration images from {source.source}"
-            + (f" ({len(calib_set.skipped)} unreadable skipped)" if calib_set.skipped else ""))
+    parity_src = opts.parity if opts.parity is not None else (opts.calib if is_manifest(opts.calib) else None)
+    source: ImageSet = stages.run("find parity images (held-out split)",
+                                  lambda: resolve_image_source(parity_src, scratch, split="test"))
     parity_images, parity_tensors = stages.run(
         "preprocess parity images",
-        lambda: load_tensors(source, spec, opts.parity_images, seed=opts.seed + 1, select=whole_product_indices))
+        lambda: load_tensors(source, spec, opts.parity_images, seed=1, select=whole_product_indices))
+    need_calib = any(v.quantized for v in variants)
+    calib = None
+    calibration: dict | None = None
+    if need_calib:
+        candidates = stages.run("find calibration images (training split, parity images excluded)",
+                                lambda: calibration_source(opts.calib, scratch, parity_images))
+        calib_set, calib = stages.run(
+            f"preprocess {opts.calib_count} calibration images",
+            lambda: load_tensors(candidates, spec, opts.calib_count, seed=opts.seed, require=True))
+        say(f"    {len(calib_set)} calibration images from {candidates.source}"
+            + (f" ({len(calib_set.skipped)} unreadable skipped)" if calib_set.skipped else ""))
+        calibration = calibration_record(calib_set, opts.calib_count, opts.seed)
     with torch.no_grad():
         reference = model(torch.from_numpy(parity_tensors)).numpy()
     pset = ps.save(tmp, parity_images, reference)
@@ -212,6 +228,8 @@ def _run_stages(stages: _Stages, tmp: Path, scratch: Path, opts: ExportOptions, 
                         lambda: measure(tmp, specs, pset, spec, stages.note, opts.clients, scratch / "clients"))
     stages.warnings = _dedupe_warnings(stages.warnings)
     manifest = _build_manifest(info, opts, written, extra, report, stages, skipped, pset)
+    if calibration is not None:
+        manifest["calibration"] = calibration
     manifest["artefacts"] = [dict(a, sha256=PLACEHOLDER_SHA256, size_bytes=size_of(tmp / a["file"]))
                              for a in manifest["artefacts"]]
     (tmp / REPORT_FILE).write_text(render_report(manifest), encoding="utf-8")
@@ -252,7 +270,8 @@ def _build_manifest(info: ModelInfo, opts: ExportOptions, written: list[Variant]
                 "gallery": parity["gallery"], "source": pset.images.source,
                 "reference": "pytorch fp32", "reference_recall_at_1": parity["reference_recall_at_1"],
                 "cosine_thresholds": {f"{f}/{p}": t for (f, p), t in COSINE_THRESHOLDS.items()},
-                "max_recall_drop_points": MAX_RECALL_DROP_POINTS, "passed": parity["passed"],
+                "max_recall_drop_points": MAX_RECALL_DROP_POINTS, "recall_gate": gate_rule(),
+                "passed": parity["passed"],
                 "failures": parity["failures"]},
         tools=tool_versions({"tflite-support": TFLITE_SUPPORT.version("tflite-support") if opts.clients else None,
                              "mediapipe": MEDIAPIPE.version("mediapipe") if opts.clients else None}),
@@ -260,6 +279,7 @@ def _build_manifest(info: ModelInfo, opts: ExportOptions, written: list[Variant]
         notes=skipped,
         timings_s=stages.timings,
         export_options={"formats": opts.formats, "quantize": opts.quantizations,
-                        "calibration": opts.calib or "embedded benchmark (dp-data synth), test split",
-                        "calib_count": opts.calib_count, "parity_images": opts.parity_images},
+                        "calibration": opts.calib or "embedded benchmark (dp-data synth), train split",
+                        "parity": opts.parity, "calib_count": opts.calib_count,
+                        "calib_seed": opts.seed, "parity_images": opts.parity_images},
     )

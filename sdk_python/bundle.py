@@ -15,7 +15,7 @@ android    android_demo/app/src/main/assets/bundle/        TFLite (``.tflite``)
 ios        ios_demo/DeepProductDemo/Assets/bundle/         Core ML (``.mlpackage``)
 =========  ==============================================  ===========================
 
-Each bundle holds ``bundle.json`` (what the apps read first: ``manifest``, ``index``,
+Each bundle holds ``bundle.json`` (what the apps read first: ``manifest``, ``manifest_schema``, ``index``,
 ``models`` [{file, format, precision}] and ``samples`` [{file, product_id}], the same schema
 ``dp-search bundle`` writes, plus provenance), the exporter's ``manifest.json`` unchanged, the
 one model artefact the platform runs, ``catalogue.dpindex`` and ``samples/``. Before writing anything it checks what the apps would
@@ -37,9 +37,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .fileio import swap_folder
 from .gallery_index import GalleryIndex
 from .locking import folder_lock, ordinary_dir_mode
-from .model_manifest import ManifestError, ModelManifest, check_artefact_files, load_model_manifest
+from .model_manifest import (
+    SCHEMA_FILENAME,
+    ManifestError,
+    ModelManifest,
+    check_artefact_files,
+    load_model_manifest,
+    schema_path,
+)
 from .preprocessing import is_image_path
 
 BUNDLE_FORMAT = "deepproduct-demo-bundle"
@@ -181,6 +189,7 @@ def _assemble(manifest: ModelManifest, artefact, src: Path, index_path: Path,
         (tmp / PARTIAL_MARKER).touch()
         os.chmod(tmp, ordinary_dir_mode())  # mkdtemp's 0700 would hide the bundle from a web server
         shutil.copy2(manifest.path, tmp / "manifest.json")
+        shutil.copy2(schema_path(), tmp / SCHEMA_FILENAME)  # the apps validate the manifest against it
         dst_model = tmp / artefact.file
         dst_model.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
@@ -205,6 +214,7 @@ def _assemble(manifest: ModelManifest, artefact, src: Path, index_path: Path,
             "created_by": f"deepproduct {__version__}",
             "target": target,
             "manifest": "manifest.json",
+            "manifest_schema": SCHEMA_FILENAME,
             "index": INDEX_NAME,
             "models": [{"file": artefact.file, "format": artefact.format, "precision": artefact.precision}],
             "embedding_space_id": manifest.embedding_space_id,
@@ -212,13 +222,7 @@ def _assemble(manifest: ModelManifest, artefact, src: Path, index_path: Path,
         }
         (tmp / "bundle.json").write_text(json.dumps(descriptor, indent=2) + "\n", encoding="utf-8")
         (tmp / PARTIAL_MARKER).unlink()
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.rename(out_dir, old)  # onto the fresh empty folder: never a name someone else owns
-            os.rename(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out_dir)
+        swap_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

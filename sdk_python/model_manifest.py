@@ -112,17 +112,18 @@ def _schema() -> dict[str, Any]:
     """
     global _SCHEMA
     if _SCHEMA is None:
-        spec = importlib.util.find_spec("deepproduct.export")
-        folders = list(spec.submodule_search_locations or []) if spec else []
-        for folder in folders:
-            candidate = Path(folder) / SCHEMA_FILENAME
-            if candidate.is_file():
-                _SCHEMA = json.loads(candidate.read_text(encoding="utf-8"))
-                break
-        else:
-            raise ManifestError(f"the model-manifest schema ({SCHEMA_FILENAME}) is not installed; "
-                                "reinstall deepproduct")
+        _SCHEMA = json.loads(schema_path().read_text(encoding="utf-8"))
     return _SCHEMA
+
+
+def schema_path() -> Path:
+    """Where manifest.schema.json is installed (``dp-search bundle`` ships a copy to the apps)."""
+    spec = importlib.util.find_spec("deepproduct.export")
+    for folder in list(spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / SCHEMA_FILENAME
+        if candidate.is_file():
+            return candidate
+    raise ManifestError(f"the model-manifest schema ({SCHEMA_FILENAME}) is not installed; reinstall deepproduct")
 
 
 _SCHEMA: dict[str, Any] | None = None

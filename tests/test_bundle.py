@@ -45,7 +45,7 @@ def test_web_bundle_holds_model_manifest_index_and_samples(tmp_path):
     assert desc["index"] == "catalogue.dpindex" and desc["manifest"] == "manifest.json"
     assert desc["samples"] == [{"file": "samples/q.png", "product_id": "b"}] and desc["embedding_space_id"] == SPACE
     assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "catalogue.dpindex", "manifest.json",
-                                                       "model.onnx", "samples"]
+                                                       "manifest.schema.json", "model.onnx", "samples"]
     assert GalleryIndex.load(out / "catalogue.dpindex", expected_space_id=SPACE).product_ids == ["a", "b", "c", "d"]
 
 

@@ -37,7 +37,10 @@ async function load() {
   const descriptor = JSON.parse(await fetchText(descriptorPath,
     ' (no demo bundle here: write one with `dp-search bundle --target web --out web_demo/bundle ...`)'));
   const manifestPath = `${BUNDLE}/${descriptor.manifest || 'manifest.json'}`;
-  const manifest = loadManifest(await fetchText(manifestPath), manifestPath);
+  // The manifest is checked against the schema the bundle ships (the exporter's own file).
+  const schemaPath = `${BUNDLE}/${descriptor.manifest_schema || 'manifest.schema.json'}`;
+  const schema = JSON.parse(await fetchText(schemaPath, ' (re-write the bundle with this version of dp-search bundle)'));
+  const manifest = loadManifest(await fetchText(manifestPath), manifestPath, schema);
   state.spec = specFromManifest(manifest.preprocessing);
   // bundle.json (dp-search bundle / deepproduct.sdk.bundle) lists the model files it carries.
   const onnx = (descriptor.models || []).find((m) => m.format === 'onnx');

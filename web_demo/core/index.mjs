@@ -7,6 +7,7 @@ import {
   UnsupportedVersionError, messages, pyBytesRepr,
 } from './errors.mjs';
 import { matchesFilter } from './filter.mjs';
+import { parseStrictJson } from './schema.mjs';
 
 export const MAGIC = new Uint8Array([0x44, 0x50, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x00]); // DPINDEX\0
 export const TRAILER_MAGIC = new Uint8Array([0x44, 0x50, 0x49, 0x45]); // DPIE
@@ -14,6 +15,8 @@ export const FORMAT_VERSION = 1;
 export const HEADER_SIZE = 256;
 export const TRAILER_SIZE = 8;
 export const SECTIONS = ['space_id', 'scales', 'id_offsets', 'id_bytes', 'vectors', 'metadata'];
+export const VECTOR_ALIGNMENT = 64;
+const SECTION_ALIGNMENT = 8;
 const SECTION_TABLE_OFFSET = 40;
 const HEADER_CRC_OFFSET = HEADER_SIZE - 4;
 const STORAGE = { 1: 'float32', 2: 'int8' };
@@ -66,6 +69,9 @@ export function unpackHeader(bytes, source = null, actualSize = bytes.length) {
   if (!(storageCode in STORAGE)) throw new IndexFileError(source, `unknown storage code ${storageCode}`);
   if (metricCode !== 1) throw new IndexFileError(source, `unknown metric code ${metricCode}`);
   if (dim < 1) throw new IndexFileError(source, `invalid embedding dimension ${dim}`);
+  if (vectorAlignment !== VECTOR_ALIGNMENT) {
+    throw new IndexFileError(source, `vector alignment ${vectorAlignment} is not ${VECTOR_ALIGNMENT} as format v1 requires`);
+  }
   if (!Number.isFinite(count) || !Number.isFinite(fileSize)) {
     throw new IndexFileError(source, 'header sizes are out of range for this reader');
   }
@@ -101,6 +107,15 @@ function checkSections(h, source) {
   }
   if (h.count && h.sections.vectors.offset % h.vectorAlignment) {
     throw new IndexFileError(source, 'vector block is not aligned as the header states');
+  }
+  // Non-empty sections: 8-aligned and disjoint (sorted as the SDK sorts: offset, end, name).
+  const used = SECTIONS.filter((name) => h.sections[name].length).map((name) => [h.sections[name].offset, h.sections[name].end, name])
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1] || (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0));
+  for (const [offset, , name] of used) {
+    if (offset % SECTION_ALIGNMENT) throw new IndexFileError(source, `${name} section offset ${offset} is not a multiple of ${SECTION_ALIGNMENT}`);
+  }
+  for (let i = 1; i < used.length; i++) {
+    if (used[i][0] < used[i - 1][1]) throw new IndexFileError(source, `sections ${used[i - 1][2]} and ${used[i][2]} overlap`);
   }
 }
 
@@ -151,17 +166,21 @@ export function readIndex(data, { source = null, verify = true } = {}) {
   let consistent = offsets[0] === 0 && offsets[header.count] === idBytes.length;
   for (let i = 0; consistent && i < header.count; i++) consistent = offsets[i + 1] >= offsets[i];
   if (!consistent) throw new IndexFileError(source, 'ids table offsets are inconsistent with the id bytes');
-  if (scales && !scales.every((s) => Number.isFinite(s) && s > 0)) {
-    throw new IndexFileError(source, 'int8 scales must be finite and positive');
+  if (scales && !scales.every((s) => Number.isFinite(s) && s > 0 && s <= 1)) {
+    throw new IndexFileError(source, 'int8 scales must be finite, positive and at most 1');
   }
   const ids = [];
   for (let i = 0; i < header.count; i++) {
     ids.push(decodeUtf8(idBytes.subarray(offsets[i], offsets[i + 1]), source, `product id ${i} is not UTF-8`));
   }
-  const doc = parseMetadata(metaBytes, header.count, source);
   const vectors = header.storage === 'float32'
     ? littleFloat32(vecBytes)
     : new Int8Array(vecBytes.buffer, vecBytes.byteOffset, vecBytes.byteLength);
+  if (verify && header.storage === 'float32') {
+    const bad = vectors.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new IndexFileError(source, `vector ${Math.floor(bad / header.dim)} contains NaN or infinity`);
+  }
+  const doc = parseMetadata(metaBytes, header.count, source);
   return new GalleryIndex({ header, source, spaceId, scales, ids, items: doc.items, info: doc.index ?? {}, vectors });
 }
 
@@ -182,7 +201,7 @@ function littleFloat32(bytes) {
 function parseMetadata(raw, count, source) {
   let doc;
   try {
-    doc = JSON.parse(utf8.decode(raw));
+    doc = parseStrictJson(utf8.decode(raw));
   } catch (exc) {
     throw new IndexFileError(source, `metadata block is not valid UTF-8 JSON (${exc.message})`);
   }

@@ -84,7 +84,8 @@ def build(out: Path) -> None:
     bad.mkdir()
     (bad / "manifest.json").write_text(json.dumps({**manifest, "embedding_space_id": "f" * 64}, indent=2))
     (bad / "bundle.json").write_text(json.dumps({
-        "manifest": "manifest.json", "index": "../bundle/catalogue.dpindex",
+        "manifest": "manifest.json", "manifest_schema": "../bundle/manifest.schema.json",
+        "index": "../bundle/catalogue.dpindex",
         "models": [{"file": f"../bundle/{onnx_file}", "format": "onnx", "precision": "fp32"}]}))
     shutil.rmtree(work)
 

@@ -6,6 +6,7 @@ import { crc32 } from '../core/crc32.mjs';
 import { jsonEquals, matchesFilter } from '../core/filter.mjs';
 import { loadManifest } from '../core/manifest.mjs';
 import { defaultSpec, pairwiseSum, preprocessRgba, resizedSize, specFromManifest } from '../core/preprocess.mjs';
+import { json } from './vectors.mjs';
 
 test('CRC-32 check value of "123456789" is 0xCBF43926 (docs/index-format.md)', () => {
   assert.equal(crc32(new TextEncoder().encode('123456789')), 0xcbf43926);
@@ -28,11 +29,13 @@ test('filters use JSON equality and list-as-any-of; a missing field is not eligi
 });
 
 test('manifest errors read like the Python SDK\'s', () => {
-  assert.throws(() => loadManifest('{"format": "x"}', 'm.json'), { message: "m.json: not a DeepProduct model manifest (format='x')" });
-  assert.throws(() => loadManifest('{"format": "deepproduct-model-manifest", "manifest_version": 2}', 'm.json'),
+  const schema = json('../../export/manifest.schema.json');
+  assert.throws(() => loadManifest('{"format": "x"}', 'm.json', schema), { message: "m.json: not a DeepProduct model manifest (format='x')" });
+  assert.throws(() => loadManifest('{"format": "deepproduct-model-manifest", "manifest_version": 2}', 'm.json', schema),
     { message: 'm.json: manifest version 2 is newer than this SDK supports (1)' });
-  assert.throws(() => loadManifest('{"format": "deepproduct-model-manifest", "manifest_version": 1}', 'm.json'),
-    { message: "m.json: missing required field 'model'" });
+  assert.throws(() => loadManifest('{"format": "deepproduct-model-manifest", "manifest_version": 1}', 'm.json', schema),
+    { message: 'm.json: model: required field is missing (manifest schema)' });
+  assert.throws(() => loadManifest('{}', 'm.json'), { name: 'ManifestError', message: /no manifest schema given/ });
   assert.throws(() => specFromManifest({ resize_algorithm: 'bilinear' }), { message: "unknown resize algorithm 'bilinear'" });
   assert.throws(() => specFromManifest({ version: 2 }), /newer than this SDK understands/);
 });

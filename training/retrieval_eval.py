@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from deepproduct.sdk.dataset_manifest import DatasetManifest
 
@@ -13,6 +12,7 @@ from .data.product_dataset import EvalImages, items_for_split
 from .evaluation import leave_one_out, map_at_r, recall_at_k
 from .models import EmbeddingNet
 from .models.pooling import l2_normalise
+from .progress import progress_bar
 
 RECALL_KS = (1, 5, 10, 20)
 
@@ -24,7 +24,7 @@ def embed_items(model: EmbeddingNet, dataset: EvalImages, device: torch.device, 
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     out = []
-    for x, _, _ in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    for x, _, _ in progress_bar(loader, desc=desc, disable=not progress, leave=False):
         x = x.to(device)
         if off_the_shelf:
             _, pooled = model.pooled_features(x)

@@ -29,7 +29,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 
@@ -56,6 +55,7 @@ from .models.projection import (
     head_spectrum,
     orthogonality_penalty,
 )
+from .progress import progress_bar
 from .retrieval_eval import evaluate_retrieval
 
 
@@ -366,8 +366,8 @@ class Trainer:
                                 generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch)),
                                 persistent_workers=False)
             self._set_train_mode()
-            bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-                       disable=not (self.progress and self.dist.is_main))
+            bar = progress_bar(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                               disable=not (self.progress and self.dist.is_main))
             for x, labels, domains in loader:
                 self._set_lr()
                 t0 = time.perf_counter()

@@ -180,9 +180,9 @@ def generate_synthetic_dataset(out_dir: str | os.PathLike, n_products: int = 400
     tasks = plan_tasks(catalogue, seed, image_size, str(staging))
     bar = None
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=sum(t.n_shop + t.n_user for t in tasks), unit="img", desc="synth")
+        bar = progress_bar(total=sum(t.n_shop + t.n_user for t in tasks), unit="img", desc="synth")
     rows: list[DatasetRow] = []
     try:
         for task_rows in _run(tasks, workers):

@@ -10,7 +10,7 @@ DEMO ?= runs/demo
 SEED ?= 0
 PRODUCTS ?= 400
 
-.PHONY: setup demo test lint test-python test-android test-ios test-web clean
+.PHONY: setup demo demo-stages test lint test-python test-android test-ios test-web clean
 
 setup: $(STAMP)
 	@# Isolated environments for the TFLite Task Library (protobuf<4) and MediaPipe clients
@@ -24,14 +24,22 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 CKPT := $(DEMO)/train/robust_multitask/checkpoints/last.safetensors
 DP_MANIFEST := $(DEMO)/data/manifest.csv
+# Every training run reads this DEMO's data and writes under it (the configs default to runs/demo).
+DEMO_TRAIN = out_dir=$(DEMO)/train data.manifest=$(DP_MANIFEST)
 
+# `demo` runs the stages, then prints a one-screen pass/fail summary whatever their outcome.
 demo: setup
+	@mkdir -p $(DEMO) && touch $(DEMO)/.demo-start
+	@status=0; $(MAKE) --no-print-directory demo-stages DEMO=$(DEMO) SEED=$(SEED) PRODUCTS=$(PRODUCTS) || status=$$?; \
+	  echo; $(BIN)/python -m deepproduct.benchmarks.demo_summary --demo $(DEMO) --status $$status
+
+demo-stages:
 	@echo "== 1/5 embedded benchmark data"
 	$(BIN)/dp-data synth --out $(DEMO)/data --products $(PRODUCTS) --seed $(SEED)
 	@echo "== 2/5 training: off-the-shelf, classical contrastive, robust contrastive + multitask"
-	$(BIN)/dp-train --config configs/demo.yaml --eval-only --off-the-shelf --quiet name=offtheshelf seed=$(SEED)
-	$(BIN)/dp-train --config configs/demo_contrastive.yaml seed=$(SEED)
-	$(BIN)/dp-train --config configs/demo.yaml seed=$(SEED)
+	$(BIN)/dp-train --config configs/demo.yaml --eval-only --off-the-shelf --quiet name=offtheshelf seed=$(SEED) $(DEMO_TRAIN)
+	$(BIN)/dp-train --config configs/demo_contrastive.yaml seed=$(SEED) $(DEMO_TRAIN)
+	$(BIN)/dp-train --config configs/demo.yaml seed=$(SEED) $(DEMO_TRAIN)
 	$(BIN)/python -m deepproduct.training.report --out $(DEMO)/report/10-training.md \
 	  --baseline $(DEMO)/train/offtheshelf/eval.json \
 	  --run "classical contrastive=$(DEMO)/train/classical_contrastive" \
@@ -59,7 +67,6 @@ demo: setup
 	cp $(DEMO)/bench/report.md $(DEMO)/report/40-bench.md
 	cp $(DEMO)/bench/*.png $(DEMO)/report/ 2>/dev/null || true
 	cat $(DEMO)/report/[0-9]*.md > $(DEMO)/report/report.md
-	@echo "demo report: $(DEMO)/report/report.md"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -18,8 +18,11 @@ class DemoBundle(val manifest: ModelManifest, val tfliteAsset: String, val index
             val descriptor = Json.parseObject(assets.open("$ROOT/bundle.json").bufferedReader().use { it.readText() })
             val manifestFile = descriptor["manifest"] as? String ?: "manifest.json"
             val indexFile = descriptor["index"] as? String ?: "catalogue.dpindex"
+            // The manifest is checked against the schema the bundle ships (the exporter's own file).
+            val schemaFile = descriptor["manifest_schema"] as? String ?: "manifest.schema.json"
             val manifest = ModelManifest.parse(
-                assets.open("$ROOT/$manifestFile").bufferedReader().use { it.readText() }, "$ROOT/$manifestFile")
+                assets.open("$ROOT/$manifestFile").bufferedReader().use { it.readText() }, "$ROOT/$manifestFile",
+                assets.open("$ROOT/$schemaFile").bufferedReader().use { it.readText() })
             // "models": [{file, format, precision}] as written by dp-search bundle / deepproduct.sdk.bundle
             val model = (descriptor["models"] as? List<*>).orEmpty().filterIsInstance<Map<*, *>>()
                 .firstOrNull { it["format"] == "tflite" }

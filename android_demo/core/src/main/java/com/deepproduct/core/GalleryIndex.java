@@ -106,8 +106,8 @@ public final class GalleryIndex {
         }
         if (scales != null) {
             for (float s : scales) {
-                if (!(s > 0) || Float.isInfinite(s)) {
-                    throw new IndexFileException(source, "int8 scales must be finite and positive");
+                if (!(s > 0) || !(s <= 1)) {
+                    throw new IndexFileException(source, "int8 scales must be finite, positive and at most 1");
                 }
             }
         }
@@ -117,6 +117,15 @@ public final class GalleryIndex {
             one.position((int) offsets[i]);
             one.limit((int) offsets[i + 1]);
             ids[i] = utf8(one.slice(), source, "product id " + i + " is not UTF-8");
+        }
+        if (verify && "float32".equals(h.storage)) {
+            FloatBuffer all = vectors.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+            for (int i = 0; i < all.limit(); i++) {
+                float v = all.get(i);
+                if (Float.isNaN(v) || Float.isInfinite(v)) {
+                    throw new IndexFileException(source, "vector " + (i / h.dim) + " contains NaN or infinity");
+                }
+            }
         }
         Map<String, Object> doc = parseMetadata(metadata, count, source);
         @SuppressWarnings("unchecked")

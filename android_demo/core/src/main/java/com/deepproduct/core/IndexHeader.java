@@ -17,6 +17,8 @@ public final class IndexHeader {
     public static final int FORMAT_VERSION = 1;
     public static final int HEADER_SIZE = 256;
     public static final int TRAILER_SIZE = 8;
+    public static final int VECTOR_ALIGNMENT = 64;
+    static final int SECTION_ALIGNMENT = 8;
     public static final String[] SECTIONS = {"space_id", "scales", "id_offsets", "id_bytes", "vectors", "metadata"};
     static final int SECTION_TABLE_OFFSET = 40;
     static final int HEADER_CRC_OFFSET = HEADER_SIZE - 4;
@@ -124,6 +126,10 @@ public final class IndexHeader {
         if (dim < 1) {
             throw new IndexFileException(source, "invalid embedding dimension " + dim);
         }
+        if (alignment != VECTOR_ALIGNMENT) {
+            throw new IndexFileException(source, "vector alignment " + alignment + " is not " + VECTOR_ALIGNMENT
+                    + " as format v1 requires");
+        }
         if (dim > Integer.MAX_VALUE || count < 0 || fileSize < 0) {
             throw new IndexFileException(source, "header sizes are out of range for this reader");
         }
@@ -165,6 +171,36 @@ public final class IndexHeader {
         }
         if (count != 0 && vectorAlignment != 0 && sectionOffset[VECTORS] % vectorAlignment != 0) {
             throw new IndexFileException(source, "vector block is not aligned as the header states");
+        }
+        // Non-empty sections: 8-aligned and disjoint, in the SDK's order (offset, end, name).
+        java.util.List<Integer> used = new java.util.ArrayList<Integer>();
+        for (int i = 0; i < SECTIONS.length; i++) {
+            if (sectionLength[i] != 0) {
+                used.add(i);
+            }
+        }
+        java.util.Collections.sort(used, new java.util.Comparator<Integer>() {
+            @Override
+            public int compare(Integer a, Integer b) {
+                int c = Long.compare(sectionOffset[a], sectionOffset[b]);
+                if (c == 0) {
+                    c = Long.compare(sectionOffset[a] + sectionLength[a], sectionOffset[b] + sectionLength[b]);
+                }
+                return c != 0 ? c : SECTIONS[a].compareTo(SECTIONS[b]);
+            }
+        });
+        for (int i : used) {
+            if (sectionOffset[i] % SECTION_ALIGNMENT != 0) {
+                throw new IndexFileException(source, SECTIONS[i] + " section offset " + sectionOffset[i]
+                        + " is not a multiple of " + SECTION_ALIGNMENT);
+            }
+        }
+        for (int k = 1; k < used.size(); k++) {
+            int a = used.get(k - 1);
+            int b = used.get(k);
+            if (sectionOffset[b] < sectionOffset[a] + sectionLength[a]) {
+                throw new IndexFileException(source, "sections " + SECTIONS[a] + " and " + SECTIONS[b] + " overlap");
+            }
         }
     }
 }

@@ -80,9 +80,15 @@ public final class Json {
         char c = s.charAt(pos);
         switch (c) {
             case '{':
-                return object();
+                enter();
+                Map<String, Object> m = object();
+                depth--;
+                return m;
             case '[':
-                return array();
+                enter();
+                List<Object> a = array();
+                depth--;
+                return a;
             case '"':
                 return string();
             case 't':
@@ -96,6 +102,17 @@ public final class Json {
                     return number();
                 }
                 throw error("unexpected character '" + c + "'");
+        }
+    }
+
+    /** Deepest array/object nesting accepted (the Python SDK's MAX_JSON_DEPTH); a deeper file would
+     * otherwise overflow this recursive parser's stack. */
+    public static final int MAX_DEPTH = 64;
+    private int depth;
+
+    private void enter() {
+        if (++depth > MAX_DEPTH) {
+            throw error("nested deeper than " + MAX_DEPTH + " levels");
         }
     }
 
@@ -245,10 +262,14 @@ public final class Json {
                 try {
                     return Long.parseLong(t);
                 } catch (NumberFormatException big) {
-                    return Double.parseDouble(t);
+                    integral = false; // beyond a long: a double, range-checked below
                 }
             }
-            return Double.parseDouble(t);
+            double d = Double.parseDouble(t);
+            if (Double.isInfinite(d)) {
+                throw new NumberFormatException("out of range");
+            }
+            return d;
         } catch (NumberFormatException ex) {
             pos = start;
             throw error("bad number '" + t + "'");

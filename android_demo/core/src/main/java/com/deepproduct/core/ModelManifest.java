@@ -60,47 +60,111 @@ public final class ModelManifest {
         this.raw = raw;
     }
 
-    /** Parses manifest JSON text; {@code source} names it in errors. */
-    @SuppressWarnings("unchecked")
-    public static ModelManifest parse(String json, String source) {
-        Map<String, Object> raw;
-        try {
-            raw = Json.parseObject(json);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(source + ": not valid JSON (" + e.getMessage() + ")");
+    /** A manifest that cannot be used; the message names the source and the failing field. */
+    public static final class ManifestException extends IllegalArgumentException {
+        private static final long serialVersionUID = 1L;
+
+        public ManifestException(String message) {
+            super(message);
         }
+    }
+
+    /** What this core's preprocessing implements (docs/preprocessing.md); anything else is refused. */
+    static final String[][] SUPPORTED = {{"colour_order", "RGB"}, {"crop", "centre"}};
+
+    /**
+     * Parses manifest JSON text strictly, with the errors of sdk_python/model_manifest.py: the
+     * schema (export/manifest.schema.json, shipped in the bundle as manifest.schema.json) enforced,
+     * no defaults for required fields, artefact paths confined to the model folder.
+     *
+     * @param schemaJson the text of manifest.schema.json (there is no built-in copy)
+     */
+    @SuppressWarnings("unchecked")
+    public static ModelManifest parse(String json, String source, String schemaJson) {
+        if (schemaJson == null) {
+            throw new ManifestException(source + ": no manifest schema given (bundle's manifest.schema.json)");
+        }
+        Map<String, Object> schema = Json.parseObject(schemaJson);
+        Object parsed;
+        try {
+            parsed = Json.parse(json);
+        } catch (IllegalArgumentException e) {
+            throw new ManifestException(source + ": not valid JSON (" + e.getMessage() + ")");
+        }
+        if (!(parsed instanceof Map)) {
+            throw new ManifestException(source + ": (top level): a model manifest is a JSON object, not "
+                    + (parsed instanceof List ? "list" : String.valueOf(parsed)));
+        }
+        Map<String, Object> raw = (Map<String, Object>) parsed;
         if (!FORMAT.equals(raw.get("format"))) {
-            throw new IllegalArgumentException(source + ": not a DeepProduct model manifest (format="
+            throw new ManifestException(source + ": not a DeepProduct model manifest (format="
                     + pyRepr(raw.get("format")) + ")");
         }
         Object version = raw.get("manifest_version");
-        if (!(version instanceof Long) || (Long) version > VERSION) {
-            throw new IllegalArgumentException(source + ": manifest version " + pyRepr(version)
+        if (version instanceof Long && (Long) version > VERSION) {
+            throw new ManifestException(source + ": manifest version " + version
                     + " is newer than this SDK supports (" + VERSION + ")");
         }
+        if (!(version instanceof Long) || (Long) version != VERSION) {
+            throw new ManifestException(source + ": manifest_version: " + pyRepr(version)
+                    + " is not a valid version (this SDK reads the integer " + VERSION + ")");
+        }
         try {
-            Map<String, Object> model = (Map<String, Object>) required(raw, "model");
-            List<Artefact> arts = new ArrayList<Artefact>();
-            Object list = raw.get("artefacts");
-            if (list instanceof List) {
-                for (Object o : (List<Object>) list) {
-                    Map<String, Object> a = (Map<String, Object>) o;
-                    arts.add(new Artefact((String) required(a, "file"), (String) required(a, "format"),
-                            (String) required(a, "precision"), (String) required(a, "layout"),
-                            stringOr(a, "input_name", "image"), stringOr(a, "output_name", "embedding"),
-                            stringOr(a, "sha256", "")));
-                }
+            JsonSchema.check(raw, schema);
+        } catch (JsonSchema.Violation v) {
+            throw new ManifestException(source + ": " + v.field + ": " + v.problem + " (manifest schema)");
+        }
+        Map<String, Object> pre = (Map<String, Object>) raw.get("preprocessing");
+        for (String[] kv : SUPPORTED) {
+            if (!kv[1].equals(pre.get(kv[0]))) {
+                throw new ManifestException(source + ": preprocessing." + kv[0] + ": " + pyRepr(pre.get(kv[0]))
+                        + " is not supported by this SDK (only '" + kv[1] + "'; docs/preprocessing.md)");
             }
-            return new ModelManifest(source, String.valueOf(required(model, "name")),
-                    String.valueOf(required(model, "version")), String.valueOf(required(model, "backbone")),
-                    Json.asInt(required(model, "embedding_dim"), "model.embedding_dim"),
-                    (String) required(raw, "embedding_space_id"),
-                    PreprocessingSpec.fromJson((Map<String, Object>) required(raw, "preprocessing")),
-                    Collections.unmodifiableList(arts), raw);
-        } catch (MissingField e) {
-            throw new IllegalArgumentException(source + ": missing required field '" + e.getMessage() + "'");
-        } catch (ClassCastException e) {
-            throw new IllegalArgumentException(source + ": a manifest field has the wrong JSON type (" + e.getMessage() + ")");
+        }
+        List<Object> range = (List<Object>) pre.get("value_range");
+        if (!JsonSchema.jsonEqual(range, java.util.Arrays.<Object>asList(0L, 1L))) {
+            throw new ManifestException(source + ": preprocessing.value_range: " + range
+                    + " is not supported by this SDK (only [0, 1]; docs/preprocessing.md)");
+        }
+        List<Artefact> arts = new ArrayList<Artefact>();
+        List<Object> list = (List<Object>) raw.get("artefacts");
+        for (int i = 0; i < list.size(); i++) {
+            Map<String, Object> a = (Map<String, Object>) list.get(i);
+            confine((String) a.get("file"), source + ": artefacts[" + i + "].file: file");
+            arts.add(new Artefact((String) a.get("file"), (String) a.get("format"), (String) a.get("precision"),
+                    (String) a.get("layout"), (String) a.get("input_name"), (String) a.get("output_name"),
+                    (String) a.get("sha256")));
+        }
+        List<Object> files = (List<Object>) raw.get("files");
+        for (int i = 0; i < files.size(); i++) {
+            confine((String) ((Map<String, Object>) files.get(i)).get("path"), source + ": files[" + i + "].path: path");
+        }
+        Map<String, Object> model = (Map<String, Object>) raw.get("model");
+        PreprocessingSpec spec;
+        try {
+            spec = PreprocessingSpec.fromJson(pre);
+        } catch (IllegalArgumentException e) {
+            throw new ManifestException(source + ": preprocessing: " + e.getMessage());
+        }
+        if (spec.resizeShorter < spec.inputSize) {
+            throw new ManifestException(source + ": preprocessing.resize_shorter: " + spec.resizeShorter
+                    + " is smaller than input_size " + spec.inputSize);
+        }
+        return new ModelManifest(source, (String) model.get("name"), (String) model.get("version"),
+                (String) model.get("backbone"), Json.asInt(model.get("embedding_dim"), "model.embedding_dim"),
+                (String) raw.get("embedding_space_id"), spec, Collections.unmodifiableList(arts), raw);
+    }
+
+    /** Refuses anything but a plain relative path inside the model folder (no "..", "/x", "C:"). */
+    static void confine(String value, String what) {
+        String[] parts = value.split("/", -1);
+        boolean bad = value.isEmpty() || value.startsWith("/") || value.indexOf('\\') >= 0 || value.indexOf('\0') >= 0
+                || parts[0].indexOf(':') >= 0;
+        for (String part : parts) {
+            bad |= part.isEmpty() || ".".equals(part) || "..".equals(part);
+        }
+        if (bad) {
+            throw new ManifestException(what + " '" + value + "' is not a plain relative path inside the model folder");
         }
     }
 
@@ -113,33 +177,16 @@ public final class ModelManifest {
             }
             have.append(have.length() > 0 ? ", " : "").append(a.format).append('/').append(a.precision);
         }
-        throw new IllegalArgumentException(source + ": no " + format + "/" + precision + " artefact (have: "
+        throw new ManifestException(source + ": no " + format + "/" + precision + " artefact (have: "
                 + (have.length() > 0 ? have : "none") + ")");
-    }
-
-    private static final class MissingField extends RuntimeException {
-        private static final long serialVersionUID = 1L;
-
-        MissingField(String name) {
-            super(name);
-        }
-    }
-
-    private static Object required(Map<String, Object> m, String key) {
-        if (!m.containsKey(key)) {
-            throw new MissingField(key);
-        }
-        return m.get(key);
-    }
-
-    private static String stringOr(Map<String, Object> m, String key, String fallback) {
-        Object v = m.get(key);
-        return v instanceof String ? (String) v : fallback;
     }
 
     private static String pyRepr(Object v) {
         if (v == null) {
             return "None";
+        }
+        if (v instanceof Boolean) {
+            return (Boolean) v ? "True" : "False";
         }
         return v instanceof String ? "'" + v + "'" : String.valueOf(v);
     }

@@ -16,6 +16,7 @@ public final class AllTests {
         SearchVectorsTest.class,
         BadInputTest.class,
         ModelManifestTest.class,
+        HostileVectorsTest.class,
     };
 
     private AllTests() {

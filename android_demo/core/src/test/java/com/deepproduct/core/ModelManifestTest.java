@@ -5,33 +5,30 @@ import static org.junit.Assert.fail;
 
 import org.junit.Test;
 
-/** manifest.json reading with the errors of sdk_python/model_manifest.py. */
+/** manifest.json reading with the errors of sdk_python/model_manifest.py (the schema enforced). */
 public class ModelManifestTest {
-    static final String GOOD = "{\"format\": \"deepproduct-model-manifest\", \"manifest_version\": 1,"
-            + " \"model\": {\"name\": \"m\", \"version\": 3, \"backbone\": \"efficientnet_lite0\", \"embedding_dim\": 128},"
-            + " \"embedding_space_id\": \"space-1\","
-            + " \"preprocessing\": {\"input_size\": 240, \"resize_shorter\": 274,"
-            + "   \"resize_algorithm\": \"triangle-antialias-half-pixel-v1\", \"alpha_background\": [0, 0, 0], \"version\": 1},"
-            + " \"artefacts\": [{\"file\": \"model.tflite\", \"format\": \"tflite\", \"precision\": \"fp32\", \"layout\": \"NHWC\"}]}";
+    static String good() throws Exception {
+        return new String(Vectors.bytes("bad/manifests/good.json"), "UTF-8");
+    }
 
     @Test
-    public void readsTheFieldsAnAppNeeds() {
-        ModelManifest m = ModelManifest.parse(GOOD, "manifest.json");
-        assertEquals("space-1", m.embeddingSpaceId);
-        assertEquals("3", m.modelVersion);
-        assertEquals(128, m.embeddingDim);
-        assertEquals(240, m.preprocessing.inputSize);
-        assertEquals(274, m.preprocessing.resizeShorter);
-        assertEquals(0, m.preprocessing.alphaBackground[0]);
-        ModelManifest.Artefact a = m.artefact("tflite", "fp32");
-        assertEquals("model.tflite", a.file);
+    public void readsTheFieldsAnAppNeeds() throws Exception {
+        ModelManifest m = ModelManifest.parse(good(), "manifest.json", HostileVectorsTest.schema());
+        assertEquals("0000000000000000000000000000000000000000000000000000000000000000", m.embeddingSpaceId);
+        assertEquals("1", m.modelVersion);
+        assertEquals(16, m.embeddingDim);
+        assertEquals(32, m.preprocessing.inputSize);
+        assertEquals(37, m.preprocessing.resizeShorter);
+        assertEquals(255, m.preprocessing.alphaBackground[0]);
+        ModelManifest.Artefact a = m.artefact("onnx", "fp32");
+        assertEquals("model.onnx", a.file);
         assertEquals("image", a.inputName);
         assertEquals("embedding", a.outputName);
     }
 
-    private static void expectError(String json, String message) {
+    private static void expectError(String json, String message) throws Exception {
         try {
-            ModelManifest.parse(json, "m.json");
+            ModelManifest.parse(json, "m.json", HostileVectorsTest.schema());
             fail("accepted: " + json);
         } catch (IllegalArgumentException e) {
             assertEquals(message, e.getMessage());
@@ -39,18 +36,23 @@ public class ModelManifestTest {
     }
 
     @Test
-    public void errorsReadLikeThePythonSdk() {
+    public void errorsReadLikeThePythonSdk() throws Exception {
         expectError("{\"format\": \"x\"}", "m.json: not a DeepProduct model manifest (format='x')");
         expectError("{\"format\": \"deepproduct-model-manifest\", \"manifest_version\": 2}",
                 "m.json: manifest version 2 is newer than this SDK supports (1)");
         expectError("{\"format\": \"deepproduct-model-manifest\", \"manifest_version\": 1}",
-                "m.json: missing required field 'model'");
-        expectError(GOOD.replace("triangle-antialias-half-pixel-v1", "bilinear"), "unknown resize algorithm 'bilinear'");
+                "m.json: model: required field is missing (manifest schema)");
         try {
-            ModelManifest.parse(GOOD, "m.json").artefact("onnx", "fp32");
+            ModelManifest.parse(good(), "m.json", null);
+            fail("parsed without a schema");
+        } catch (ModelManifest.ManifestException e) {
+            assertEquals("m.json: no manifest schema given (bundle's manifest.schema.json)", e.getMessage());
+        }
+        try {
+            ModelManifest.parse(good(), "m.json", HostileVectorsTest.schema()).artefact("tflite", "fp32");
             fail("missing artefact accepted");
         } catch (IllegalArgumentException e) {
-            assertEquals("m.json: no onnx/fp32 artefact (have: tflite/fp32)", e.getMessage());
+            assertEquals("m.json: no tflite/fp32 artefact (have: onnx/fp32)", e.getMessage());
         }
     }
 }

@@ -165,6 +165,8 @@ COARSE_BLOCK_ROWS = 1 << 14
 #: reuse each gallery block across queries in one BLAS call, which wins there.
 MAX_COARSE_QUERIES = 4
 _RESCORE_ROWS = 1 << 13
+#: Packed filtered subsets kept per index (each costs its share of the codes' memory).
+SUBSET_CACHE = 4
 _EPS32 = float(np.finfo(np.float32).eps)
 _QMAX = 127
 
@@ -220,8 +222,9 @@ class NumkongBackend(SimdBackend):
         self._nk = numkong
 
     def dot(self, codes: np.ndarray, query: np.ndarray, out: np.ndarray) -> np.ndarray:
-        self._nk.cdist(codes, query[None, :], metric="dot", out=out[:, None], out_dtype=out.dtype.name)
-        return out
+        # Rows not packed in advance (a filter's subset): the packed GEMM with the query packed
+        # measured ~1.7x faster than cdist.
+        return np.asarray(self._nk.dots_packed(codes, self._nk.dots_pack(query[None, :])))[:, 0]
 
     def pack(self, codes: np.ndarray) -> Any:
         return self._nk.dots_pack(np.ascontiguousarray(codes))
@@ -330,8 +333,14 @@ def _block_bounds(total: int, block_rows: int) -> list[tuple[int, int]]:
 
 def coarse_scan_top_k(vectors: np.ndarray, coarse: CoarseCodes, weights: np.ndarray, k: int, *,
                       rows: np.ndarray | None = None, backend: str = "simsimd",
-                      block_rows: int = COARSE_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    """``top_k_inner_product``'s result through the two-stage exact scan (module docstring)."""
+                      block_rows: int = COARSE_BLOCK_ROWS, rows_key: str | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``top_k_inner_product``'s result through the two-stage exact scan (module docstring).
+
+    ``rows_key``: a stable name for ``rows`` (e.g. the filter as JSON); a packing backend then
+    keeps the packed subset for the next search with the same filter (up to ``SUBSET_CACHE``
+    subsets per index), so a repeated filtered search streams only its share of the codes.
+    """
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     q_count = weights.shape[0]
     total = vectors.shape[0] if rows is None else len(rows)
@@ -343,10 +352,16 @@ def coarse_scan_top_k(vectors: np.ndarray, coarse: CoarseCodes, weights: np.ndar
         raise ValueError(f"search backend {backend!r} is not installed")
     bounds = _block_bounds(total, block_rows)
     packed = None
-    if rows is None and kernel.packs:
-        key = f"{backend}/{block_rows}"
+    if kernel.packs and (rows is None or rows_key is not None):
+        key = f"{backend}/{block_rows}" + ("" if rows is None else f"/{rows_key}")
         if key not in coarse.packed:
-            coarse.packed[key] = [kernel.pack(coarse.codes[a:b]) for a, b in bounds]
+            if rows is not None:
+                subsets = [name for name in coarse.packed if name.count("/") > 1]
+                for old in subsets[:max(0, len(subsets) - SUBSET_CACHE + 1)]:
+                    del coarse.packed[old]  # oldest first (dicts keep insertion order)
+                coarse.packed[key] = [kernel.pack(np.take(coarse.codes, rows[a:b], axis=0)) for a, b in bounds]
+            else:
+                coarse.packed[key] = [kernel.pack(coarse.codes[a:b]) for a, b in bounds]
         packed = coarse.packed[key]
     out_s = np.empty((q_count, k_eff), np.float32)
     out_p = np.empty((q_count, k_eff), np.int64)
@@ -386,7 +401,8 @@ def _coarse_candidates(coarse: CoarseCodes, w: np.ndarray, k: int, rows: np.ndar
         if packed is not None:
             scores = kernel.dot_packed(packed[i], query, buf[:n])
         else:
-            block = coarse.codes[start:stop] if rows is None else coarse.codes[rows[start:stop]]
+            # np.take gathers rows ~2.5x faster than fancy indexing (measured, 10k of 100k rows).
+            block = coarse.codes[start:stop] if rows is None else np.take(coarse.codes, rows[start:stop], axis=0)
             scores = kernel.dot(np.ascontiguousarray(block), query, buf[:n])
         if n >= k:
             # A cheap lower bound on the k-th best: the smallest of k disjoint chunks' maxima (k

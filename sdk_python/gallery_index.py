@@ -292,7 +292,10 @@ class GalleryIndex:
             codes, lookup = self._column(name)
             values = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
             wanted_codes = [lookup[k] for k in map(_filter_key, values) if k in lookup]
-            keep &= np.isin(codes, np.asarray(wanted_codes, dtype=np.int32))
+            if len(wanted_codes) == 1:  # the common case: one comparison pass, ~4x faster than isin
+                keep &= codes == wanted_codes[0]
+            else:
+                keep &= np.isin(codes, np.asarray(wanted_codes, dtype=np.int32))
         return np.flatnonzero(keep)
 
     def _column(self, name: str) -> tuple[np.ndarray, dict[tuple, int]]:
@@ -320,15 +323,17 @@ class GalleryIndex:
             raise ValueError(f"k must be at least 1, got {k}")
         weights = self.prepare_queries(queries)
         rows = self.filter_rows(filter)
+        key = None if rows is None else _filter_cache_key(filter)
         if unique_products:
-            return self._product_top_k(weights, int(k), rows, threads, backend)
-        return self._top_k(weights, int(k), rows, threads, backend)
+            return self._product_top_k(weights, int(k), rows, threads, backend, key)
+        return self._top_k(weights, int(k), rows, threads, backend, key)
 
     def _top_k(self, weights: np.ndarray, k: int, rows: np.ndarray | None, threads: int | None,
-               backend: str | None) -> tuple[np.ndarray, np.ndarray]:
+               backend: str | None, rows_key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         name = resolve_backend(backend)
         if name != "numpy" and 0 < weights.shape[0] <= MAX_COARSE_QUERIES and len(self):
-            return coarse_scan_top_k(self._vectors, self.coarse_codes(), weights, k, rows=rows, backend=name)
+            return coarse_scan_top_k(self._vectors, self.coarse_codes(), weights, k, rows=rows, backend=name,
+                                     rows_key=rows_key)
         return top_k_inner_product(self._vectors, weights, k, rows=rows, threads=threads)
 
     def coarse_codes(self) -> CoarseCodes:
@@ -348,7 +353,7 @@ class GalleryIndex:
         return self._product_codes_cache[1]
 
     def _product_top_k(self, weights: np.ndarray, k: int, rows: np.ndarray | None, threads: int | None,
-                       backend: str | None) -> tuple[np.ndarray, np.ndarray]:
+                       backend: str | None, rows_key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top k distinct products: deepen the item search until each query sees k products.
 
         Products rank by their first item in the item ranking (score desc, position asc), which
@@ -360,7 +365,7 @@ class GalleryIndex:
         eligible = len(self) if rows is None else len(rows)
         depth = min(eligible, max(4 * k, 16))
         while True:
-            scores, positions = self._top_k(weights, depth, rows, threads, backend)
+            scores, positions = self._top_k(weights, depth, rows, threads, backend, rows_key)
             picks = [_first_distinct(codes[prow], k) for prow in positions]
             if depth >= eligible or min((len(p) for p in picks), default=k) >= k:
                 break
@@ -419,6 +424,15 @@ class GalleryIndex:
             index.metadata  # noqa: B018 -- validate the JSON now so a bad file fails at load time
         index.check_embedding_space(expected_space_id)
         return index
+
+
+def _filter_cache_key(filter: Mapping[str, Any] | None) -> str | None:
+    """The filter as canonical JSON (values as the filter compares them), or None if it has none."""
+    try:
+        return json.dumps({name: sorted(map(_filter_key, v)) if isinstance(v, (list, tuple, set, frozenset))
+                           else [_filter_key(v)] for name, v in (filter or {}).items()}, sort_keys=True)
+    except TypeError:
+        return None  # an unhashable, unsortable value: no caching, same results
 
 
 def _first_distinct(codes: np.ndarray, k: int) -> np.ndarray:

@@ -205,3 +205,18 @@ def test_float32_rows_exactly_on_the_shadow_grid():
     emb = np.eye(6, dtype=np.float32) * np.array([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]], np.float32)
     index = _index("float32", np.vstack([emb, emb[::-1] + np.eye(6, dtype=np.float32)[0]]), meta=False)
     _assert_same(index, np.array([[0.3, 0.2, 0.1, 0.9, 0.0, 0.05]], np.float32), 5)
+
+
+def test_packed_filter_subsets_are_cached_and_evicted_without_changing_results():
+    rng = np.random.default_rng(8)
+    emb = rng.standard_normal((3000, 32)).astype(np.float32)
+    index = _index("int8", emb)
+    q = rng.standard_normal((1, 32)).astype(np.float32)
+    cats = ["mug", "hat", "bag", "shoe", "lamp", "cup", ["pen", "box"], ["box", "pen"]]
+    for _ in range(2):  # the second round hits the cache (or re-packs after eviction)
+        for cat in cats:
+            _assert_same(index, q, 7, {"category": cat})
+    subsets = [key for key in index.coarse_codes().packed if key.count("/") > 1]
+    assert len(subsets) <= exact_search.SUBSET_CACHE
+    index.add(q, ["new"], [{"category": "mug"}])  # an edit: a fresh shadow, no stale subset
+    assert index.search(q[0], 1, {"category": "mug"})[0].product_id == "new"

@@ -40,6 +40,7 @@ public enum DeepProductError: Error, Equatable, CustomStringConvertible {
         case .unsupportedVersion: return "UnsupportedVersionError"
         case .embeddingSpaceMismatch: return "EmbeddingSpaceMismatchError"
         case .queryDimension: return "QueryDimensionError"
+        case .invalidManifest: return "ManifestError"
         default: return "ValueError"
         }
     }

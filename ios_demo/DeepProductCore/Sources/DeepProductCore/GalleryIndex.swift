@@ -61,8 +61,8 @@ public final class GalleryIndex {
         if !consistent {
             throw DeepProductError.indexFile(source: source, problem: "ids table offsets are inconsistent with the id bytes")
         }
-        if let sc = scales, !sc.allSatisfy({ $0.isFinite && $0 > 0 }) {
-            throw DeepProductError.indexFile(source: source, problem: "int8 scales must be finite and positive")
+        if let sc = scales, !sc.allSatisfy({ $0.isFinite && $0 > 0 && $0 <= 1 }) {
+            throw DeepProductError.indexFile(source: source, problem: "int8 scales must be finite, positive and at most 1")
         }
         let idStart = idBytes.startIndex
         var ids = [String]()
@@ -74,7 +74,6 @@ public final class GalleryIndex {
             }
             ids.append(id)
         }
-        let doc = try GalleryIndex.parseMetadata(Data(section("metadata")), count: h.count, source: source)
         let v = h.sections["vectors"]!
         let n = h.count * h.dim
         var rows = [Float](repeating: 0, count: n)
@@ -82,11 +81,15 @@ public final class GalleryIndex {
             for j in 0..<n {
                 rows[j] = LE.f32(bytes, v.offset + 4 * j)
             }
+            if verify, let bad = rows.firstIndex(where: { !$0.isFinite }) {
+                throw DeepProductError.indexFile(source: source, problem: "vector \(bad / h.dim) contains NaN or infinity")
+            }
         } else {
             for j in 0..<n {
                 rows[j] = Float(Int8(bitPattern: bytes[v.offset + j]))
             }
         }
+        let doc = try GalleryIndex.parseMetadata(Data(section("metadata")), count: h.count, source: source)
         self.header = h
         self.source = source
         self.embeddingSpaceId = space
@@ -100,6 +103,30 @@ public final class GalleryIndex {
     /// Convenience: reads a file URL (an app bundle resource) and parses it.
     public convenience init(contentsOf url: URL, verify: Bool = true) throws {
         try self.init(data: Data(contentsOf: url), source: url.path, verify: verify)
+    }
+
+    /// Deepest array/object nesting accepted (the Python SDK's MAX_JSON_DEPTH).
+    static let maxJSONDepth = 64
+
+    /// Array/object nesting depth of a parsed JSON value, iteratively (nil for a scalar).
+    static func nestingDepth(_ root: Any) -> Int? {
+        var deepest: Int?
+        var stack: [(Any, Int)] = [(root, 1)]
+        while let entry = stack.popLast() {
+            let (node, depth) = entry
+            let children: [Any]
+            if let d = node as? [String: Any] {
+                children = Array(d.values)
+            } else if let a = node as? [Any] {
+                children = a
+            } else {
+                continue
+            }
+            deepest = max(deepest ?? 0, depth)
+            if depth > maxJSONDepth { return depth }
+            stack.append(contentsOf: children.map { ($0, depth + 1) })
+        }
+        return deepest
     }
 
     static func validUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
@@ -134,6 +161,9 @@ public final class GalleryIndex {
             object = try JSONSerialization.jsonObject(with: raw, options: [])
         } catch {
             throw DeepProductError.indexFile(source: source, problem: "metadata block is not valid UTF-8 JSON (\(error.localizedDescription))")
+        }
+        if let depth = GalleryIndex.nestingDepth(object), depth > GalleryIndex.maxJSONDepth {
+            throw DeepProductError.indexFile(source: source, problem: "metadata block is not valid UTF-8 JSON (nested deeper than \(GalleryIndex.maxJSONDepth) levels)")
         }
         guard let doc = object as? [String: Any], let items = doc["items"] as? [Any] else {
             throw DeepProductError.indexFile(source: source, problem: "metadata block must be a JSON object with an 'items' array")

@@ -9,6 +9,8 @@ public struct IndexHeader {
     public static let formatVersion = 1
     public static let headerSize = 256
     public static let trailerSize = 8
+    public static let vectorAlignmentV1 = 64
+    static let sectionAlignment = 8
     public static let sectionNames = ["space_id", "scales", "id_offsets", "id_bytes", "vectors", "metadata"]
     static let sectionTableOffset = 40
     static let headerCRCOffset = headerSize - 4
@@ -76,6 +78,9 @@ public struct IndexHeader {
         if dim < 1 {
             throw DeepProductError.indexFile(source: source, problem: "invalid embedding dimension \(dim)")
         }
+        if alignment != IndexHeader.vectorAlignmentV1 {
+            throw DeepProductError.indexFile(source: source, problem: "vector alignment \(alignment) is not \(IndexHeader.vectorAlignmentV1) as format v1 requires")
+        }
         guard count < (1 << 53), fileSize < (1 << 53) else {
             throw DeepProductError.indexFile(source: source, problem: "header sizes are out of range for this reader")
         }
@@ -83,6 +88,10 @@ public struct IndexHeader {
         for (i, name) in sectionNames.enumerated() {
             let off = LE.u64(bytes, sectionTableOffset + 16 * i)
             let len = LE.u64(bytes, sectionTableOffset + 16 * i + 8)
+            if len == 0 { // an empty section's offset is meaningless (docs/index-format.md): never read it
+                sections[name] = Section(offset: 0, length: 0)
+                continue
+            }
             guard off < (1 << 53), len < (1 << 53) else {
                 throw DeepProductError.indexFile(source: source, problem: "header sizes are out of range for this reader")
             }
@@ -116,6 +125,19 @@ public struct IndexHeader {
         }
         if count > 0 && vectorAlignment > 0 && sections["vectors"]!.offset % vectorAlignment != 0 {
             throw DeepProductError.indexFile(source: source, problem: "vector block is not aligned as the header states")
+        }
+        // Non-empty sections: 8-aligned and disjoint, in the SDK's order (offset, end, name).
+        let used = IndexHeader.sectionNames.filter { sections[$0]!.length > 0 }.sorted { a, b in
+            let sa = sections[a]!, sb = sections[b]!
+            if sa.offset != sb.offset { return sa.offset < sb.offset }
+            if sa.end != sb.end { return sa.end < sb.end }
+            return a < b
+        }
+        for name in used where sections[name]!.offset % IndexHeader.sectionAlignment != 0 {
+            throw DeepProductError.indexFile(source: source, problem: "\(name) section offset \(sections[name]!.offset) is not a multiple of \(IndexHeader.sectionAlignment)")
+        }
+        for k in used.indices.dropFirst() where sections[used[k]]!.offset < sections[used[k - 1]]!.end {
+            throw DeepProductError.indexFile(source: source, problem: "sections \(used[k - 1]) and \(used[k]) overlap")
         }
     }
 }

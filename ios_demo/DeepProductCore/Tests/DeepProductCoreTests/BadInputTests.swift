@@ -1,29 +1,52 @@
 @testable import DeepProductCore
 import XCTest
 
-/// tests/vectors/bad/ and model/index mix-ups: the Python SDK's error class and exact message.
+/// The shared hostile corpus and model/index mix-ups: the Python SDK's error class and message.
 final class BadInputTests: XCTestCase {
-    private let cases: [(String, String, String)] = [
-        ("truncated.dpindex", "TruncatedIndexError",
-         "truncated: 3716 bytes on disk but the header says 7432 (an interrupted copy or download?)"),
-        ("version2.dpindex", "UnsupportedVersionError",
-         "index format version 2 is newer than this reader supports (1); upgrade deepproduct or rebuild the index with this version"),
-        ("bad_checksum.dpindex", "ChecksumError",
-         "checksum mismatch (stored CRC-32 12dbcc24, computed 313f27ae): the file is damaged; rebuild or re-copy it"),
-        ("bad_header_crc.dpindex", "ChecksumError", "header CRC-32 mismatch: the header is damaged"),
-        ("not_an_index.dpindex", "IndexFileError",
-         "not a DeepProduct gallery index (magic b'\\x89PNG\\r\\n\\x1a\\n', expected b'DPINDEX\\x00')"),
-    ]
-
-    func testBadFilesFailWithTheSdksErrors() throws {
-        for (file, pythonClass, problem) in cases {
-            XCTAssertThrowsError(try Vectors.index("bad/\(file)"), file) { error in
-                guard let e = error as? DeepProductError else {
-                    return XCTFail("\(file): unexpected error \(error)")
+    /// tests/vectors/bad/expected.json: the one list of hostile files and expected errors that the
+    /// Python SDK and the Java, Swift and JS cores all check (tests/vectors/make_bad_vectors.py).
+    func testHostileIndexesFromTheSharedCorpus() throws {
+        let expected = try XCTUnwrap(Vectors.json("bad/expected.json")["index"] as? [String: [String: Any]])
+        XCTAssertGreaterThanOrEqual(expected.count, 14)
+        for (file, want) in expected {
+            let source = "bad/\(file)"
+            if want["valid"] as? Bool == true {
+                let index = try Vectors.index(source)
+                let ref = try Vectors.index(try XCTUnwrap(want["same_results_as"] as? String))
+                XCTAssertEqual(index.count, (want["count"] as? NSNumber)?.intValue, source)
+                for i in 0..<3 {
+                    XCTAssertEqual(try index.search(ref.vector(i), k: 5).map { $0.position },
+                                   try ref.search(ref.vector(i), k: 5).map { $0.position }, source)
                 }
-                XCTAssertEqual(e.pythonClass, pythonClass, file)
-                XCTAssertEqual(e.problem, problem, file)
-                XCTAssertEqual(e.description, "bad/\(file): \(problem)")
+                continue
+            }
+            XCTAssertThrowsError(try Vectors.index(source), source) { error in
+                guard let e = error as? DeepProductError else {
+                    return XCTFail("\(source): unexpected error \(error)")
+                }
+                XCTAssertEqual(e.pythonClass, want["kind"] as? String, source)
+                XCTAssertTrue(e.problem.hasPrefix(want["problem"] as? String ?? "?"), "\(source): \(e.problem)")
+                XCTAssertEqual(e.description, "\(source): \(e.problem)")
+            }
+        }
+    }
+
+    func testHostileManifestsFromTheSharedCorpus() throws {
+        let expected = try XCTUnwrap(Vectors.json("bad/expected.json")["manifest"] as? [String: [String: Any]])
+        for (file, want) in expected {
+            let source = "bad/\(file)"
+            let data = try Vectors.data(source)
+            if want["valid"] as? Bool == true {
+                XCTAssertEqual(try ModelManifest(data: data, source: source).embeddingDim, 16)
+                continue
+            }
+            XCTAssertThrowsError(try ModelManifest(data: data, source: source), source) { error in
+                guard let e = error as? DeepProductError else {
+                    return XCTFail("\(source): unexpected error \(error)")
+                }
+                XCTAssertEqual(e.pythonClass, want["kind"] as? String, source)
+                XCTAssertTrue(e.problem.hasPrefix("\(source): ") && e.problem.contains(want["mentions"] as? String ?? "?"),
+                              e.problem)
             }
         }
     }

@@ -3,22 +3,14 @@ import XCTest
 
 /// manifest.json reading with the errors of sdk_python/model_manifest.py; JSON-equality filters.
 final class ManifestTests: XCTestCase {
-    let good = """
-    {"format": "deepproduct-model-manifest", "manifest_version": 1,
-     "model": {"name": "m", "version": 3, "backbone": "efficientnet_lite0", "embedding_dim": 128},
-     "embedding_space_id": "space-1",
-     "preprocessing": {"input_size": 240, "resize_shorter": 274, "resize_algorithm": "triangle-antialias-half-pixel-v1"},
-     "artefacts": [{"file": "m.mlpackage", "format": "coreml", "precision": "fp16", "layout": "image"}]}
-    """
-
     func testReadsTheFieldsAnAppNeeds() throws {
-        let m = try ModelManifest(data: Data(good.utf8), source: "m.json")
-        XCTAssertEqual(m.embeddingSpaceId, "space-1")
-        XCTAssertEqual(m.modelVersion, "3")
-        XCTAssertEqual(m.preprocessing.inputSize, 240)
-        XCTAssertEqual(try m.artefact(format: "coreml", precision: "fp16").file, "m.mlpackage")
-        XCTAssertThrowsError(try m.artefact(format: "onnx")) { error in
-            XCTAssertEqual((error as? DeepProductError)?.problem, "m.json: no onnx/fp32 artefact (have: coreml/fp16)")
+        let m = try ModelManifest(data: Vectors.data("bad/manifests/good.json"), source: "m.json")
+        XCTAssertEqual(m.embeddingSpaceId, String(repeating: "0", count: 64))
+        XCTAssertEqual(m.modelVersion, "1")
+        XCTAssertEqual(m.preprocessing.inputSize, 32)
+        XCTAssertEqual(try m.artefact(format: "onnx").file, "model.onnx")
+        XCTAssertThrowsError(try m.artefact(format: "coreml")) { error in
+            XCTAssertEqual((error as? DeepProductError)?.problem, "m.json: no coreml/fp32 artefact (have: onnx/fp32)")
         }
     }
 
@@ -28,7 +20,7 @@ final class ManifestTests: XCTestCase {
             (#"{"format": "deepproduct-model-manifest", "manifest_version": 2}"#,
              "m.json: manifest version 2 is newer than this SDK supports (1)"),
             (#"{"format": "deepproduct-model-manifest", "manifest_version": 1}"#,
-             "m.json: missing required field 'model'"),
+             "m.json: model: required field is missing (manifest schema)"),
         ]
         for (json, message) in cases {
             XCTAssertThrowsError(try ModelManifest(data: Data(json.utf8), source: "m.json")) { error in

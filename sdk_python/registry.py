@@ -48,26 +48,27 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} registered twice")
         self._entries[name] = entry
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its entry (for tests that register a throw-away entry)."""
+        self.check(name)
+        return self._entries.pop(name)
+
     def names(self, *, sort: bool = False) -> list[str]:
         return sorted(self._entries) if sort else list(self._entries)
 
-    def hint(self, name: str, choices: list[str] | None = None) -> str:
-        """`` (did you mean 'x'?)`` for the nearest registered name, or ``""``."""
-        near = difflib.get_close_matches(str(name), choices if choices is not None else self.names(), n=1)
-        return f" (did you mean {near[0]!r}?)" if near else ""
-
-    def unknown(self, name: str, what: str | None = None, listed: str | None = None) -> Exception:
+    def unknown(self, name: str, what: str | None = None, listed: str = "registered",
+                error: type[Exception] | None = None) -> Exception:
         """The error for an unknown ``name``: ``unknown <what> 'x' (did you mean 'y'?); <listed>: a, b``."""
-        what = what or self.kind
-        listed = listed or "registered"
-        return self.error(f"unknown {what} {name!r}{self.hint(name)}; {listed}: {', '.join(self.names(sort=True))}")
+        return (error or self.error)(f"unknown {what or self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                                     f"{listed}: {', '.join(self.names(sort=True))}")
 
-    def check(self, name: str) -> None:
+    def check(self, name: str, error: type[Exception] | None = None) -> None:
         if name not in self._entries:
-            raise self.unknown(name)
+            raise self.unknown(name, error=error)
 
-    def get(self, name: str) -> T:
-        self.check(name)
+    def get(self, name: str, error: type[Exception] | None = None) -> T:
+        """The entry for ``name``; an unknown name raises ``error`` (default: the registry's)."""
+        self.check(name, error)
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:
@@ -81,3 +82,10 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return list(self._entries.items())
+
+
+def did_you_mean(name: object, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the nearest of ``choices``, or ``""``: the hint every
+    unknown-name error carries (registry names, config keys, architecture options)."""
+    near = difflib.get_close_matches(str(name), choices, n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""

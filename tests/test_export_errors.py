@@ -11,7 +11,13 @@ from PIL import Image
 
 from deepproduct.export.cli import main
 from deepproduct.training import checkpoint as ckpt_mod
-from deepproduct.training.models import EmbeddingNet, build_embedding_net, create_backbone
+from deepproduct.training.models import (
+    EmbeddingNet,
+    build_embedding_net,
+    create_backbone,
+    register_architecture,
+)
+from deepproduct.training.models.registry import ARCHITECTURES
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +114,22 @@ def _build_warp(cfg: dict, pooling: str) -> EmbeddingNet:
     return _InputWarpNet(create_backbone(cfg["backbone"], pretrained=False), int(cfg["embedding_dim"]), pooling)
 
 
-def test_coreml_refuses_a_model_it_cannot_fold_the_normalisation_into(tmp_path, images, monkeypatch):
-    monkeypatch.setitem(ckpt_mod.MODEL_BUILDERS, "test_warp", _build_warp)
+@pytest.fixture
+def test_architecture(request):
+    """Register a throw-away architecture (rebuild only) for one test; removed afterwards."""
+
+    def register(name: str, rebuild) -> None:
+        def no_training(cfg):
+            raise AssertionError(f"{name} is for export tests only")
+
+        register_architecture(name, build=no_training, rebuild=rebuild)
+        request.addfinalizer(lambda: ARCHITECTURES.unregister(name))
+
+    return register
+
+
+def test_coreml_refuses_a_model_it_cannot_fold_the_normalisation_into(tmp_path, images, test_architecture):
+    test_architecture("test_warp", _build_warp)
     model = _build_warp({"backbone": "tiny_cnn", "embedding_dim": 16}, "avg").eval()
     model.extra_config = {"architecture": "test_warp"}
     path = ckpt_mod.save_checkpoint(tmp_path / "warp", model, model_config=ckpt_mod.model_config_of(model))
@@ -121,8 +141,8 @@ def test_coreml_refuses_a_model_it_cannot_fold_the_normalisation_into(tmp_path, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt, op", [("onnx", "erf_inv"), ("tflite", "aten.erfinv"), ("coreml", "erfinv")])
-def test_unsupported_op_names_the_op_and_the_format(tmp_path, images, monkeypatch, fmt, op):
-    monkeypatch.setitem(ckpt_mod.MODEL_BUILDERS, "test_erfinv", _build_erfinv)
+def test_unsupported_op_names_the_op_and_the_format(tmp_path, images, test_architecture, fmt, op):
+    test_architecture("test_erfinv", _build_erfinv)
     model = _build_erfinv({"backbone": "tiny_cnn", "embedding_dim": 16}, "avg").eval()
     model.extra_config = {"architecture": "test_erfinv"}
     path = ckpt_mod.save_checkpoint(tmp_path / "erf", model, model_config=ckpt_mod.model_config_of(model))

@@ -21,8 +21,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from deepproduct.sdk.registry import did_you_mean
+
 from .atomic import atomic_path, write_text_atomic
-from .models import EmbeddingNet, build_embedding_net
+from .models import EmbeddingNet, get_architecture, list_architectures
+from .models.registry import ARCHITECTURES
 
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -87,23 +90,16 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
 
 
 def build_model_from_config(cfg: dict[str, Any]) -> EmbeddingNet:
-    """Rebuild the architecture a checkpoint describes (random weights; load them next)."""
-    pooling = cfg.get("pooling", "avg")
+    """Rebuild the architecture a checkpoint describes (random weights; load them next).
+
+    Any architecture registered with ``register_architecture`` (models/registry.py) is rebuilt by
+    its ``rebuild``; an unknown one is a CheckpointError naming the registered ones.
+    """
     arch = cfg.get("architecture", "embedding_net")
-    if arch not in MODEL_BUILDERS:
-        from .models import architectures  # noqa: F401  (import = registers its rebuild builders)
-    builder = MODEL_BUILDERS.get(arch)
-    if builder is None:
-        raise CheckpointError(f"unknown architecture {cfg.get('architecture')!r} in checkpoint")
-    return builder(cfg, pooling)
-
-
-def _build_plain(cfg: dict[str, Any], pooling: str) -> EmbeddingNet:
-    return build_embedding_net(cfg["backbone"], int(cfg["embedding_dim"]), pooling, pretrained=False)
-
-
-#: Architectures beyond the plain embedding net (e.g. tag attention) register a builder here.
-MODEL_BUILDERS = {"embedding_net": _build_plain}
+    if arch not in ARCHITECTURES:
+        raise CheckpointError(f"unknown architecture {arch!r} in checkpoint{did_you_mean(arch, ARCHITECTURES.names())}"
+                              f"; registered: {', '.join(list_architectures())}")
+    return get_architecture(arch).rebuild(cfg, cfg.get("pooling", "avg"))
 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[EmbeddingNet, dict[str, Any]]:

@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 from pytorch_metric_learning.losses import NormalizedSoftmaxLoss
-from torch import nn
 
+from .base import MetricLoss
 from .registry import register_loss
 
 
-class ProductSoftmaxLoss(nn.Module):
+class ProductSoftmaxLoss(MetricLoss):
     """PML ``NormalizedSoftmaxLoss`` over the training products, built once the sizes are known."""
 
     def __init__(self, temperature: float = 0.05) -> None:

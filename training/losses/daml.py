@@ -48,6 +48,7 @@ from pytorch_metric_learning.miners import EmbeddingsAlreadyPackagedAsTriplets
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 from torch import nn
 
+from .base import MetricLoss
 from .registry import register_loss
 
 
@@ -79,7 +80,7 @@ def generator_objective(a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, n_til
     return (hard + lambda_reg * reg - lambda_adv * adv).mean()
 
 
-class DAMLLoss(nn.Module):
+class DAMLLoss(MetricLoss):
     """Real + synthetic-negative triplet loss, with its own adversarially trained generator."""
 
     trains_own_parameters = True  # the trainer leaves the generator out of the model optimiser

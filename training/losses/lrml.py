@@ -30,14 +30,14 @@ classification loss ("multiple loss"): that is the trainer's weighted multi-loss
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from .base import MetricLoss
 from .registry import register_loss
 
 PICKS = ("lowest", "highest")
 
 
-class LRMLLoss(nn.Module):
+class LRMLLoss(MetricLoss):
     """Rank-dependent-margin ranking loss; see the module docstring for the formula."""
 
     def __init__(self, m_rank: float = 0.1, num_negatives: int = 5, pick: str = "lowest") -> None:

@@ -1,7 +1,7 @@
 """Metric-loss registry in the manner of timm's ``register_model``: a name -> factory table.
 
-Every registered loss is an ``nn.Module`` with one calling convention, whatever library it comes
-from::
+Every registered loss is a :class:`.base.MetricLoss` (an ``nn.Module`` that declares the
+trainer's hooks) with one calling convention, whatever library it comes from::
 
     loss(embeddings: Tensor[N, D] (unit vectors), labels: LongTensor[N] (product index),
          domains: LongTensor[N] (0 = shop, 1 = user/phone photo)) -> scalar Tensor
@@ -17,7 +17,6 @@ parameter in a config is an error that names it, never silently ignored.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,10 +24,14 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from deepproduct.sdk.registry import Registry, did_you_mean
+
+from .base import MetricLoss
+
 LossFactory = Callable[..., nn.Module]
 F = TypeVar("F", bound=LossFactory)
 
-_LOSSES: dict[str, LossFactory] = {}
+LOSSES: Registry[LossFactory] = Registry("loss")
 
 
 def register_loss(name: str) -> Callable[[F], F]:
@@ -37,21 +40,15 @@ def register_loss(name: str) -> Callable[[F], F]:
     The factory's keyword parameters (with defaults) are the loss's config ``params``.
     """
 
-    def wrap(factory: F) -> F:
-        if name in _LOSSES:
-            raise ValueError(f"loss {name!r} registered twice")
-        _LOSSES[name] = factory
-        return factory
-
-    return wrap
+    return LOSSES.register(name)
 
 
 def list_losses() -> list[str]:
-    return sorted(_LOSSES)
+    return LOSSES.names(sort=True)
 
 
 def _signature(name: str) -> inspect.Signature:
-    return inspect.signature(_LOSSES[name])
+    return inspect.signature(LOSSES.get(name))
 
 
 def loss_params(name: str) -> dict[str, Any]:
@@ -62,10 +59,8 @@ def loss_params(name: str) -> dict[str, Any]:
 
 
 def _check_name(name: str) -> None:
-    if name not in _LOSSES:
-        near = difflib.get_close_matches(str(name), list(_LOSSES), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise KeyError(f"unknown loss {name!r}{hint}; registered losses: {', '.join(list_losses())}")
+    if name not in LOSSES:
+        raise LOSSES.unknown(name, listed="registered losses")
 
 
 def create_loss(name: str, **params: Any) -> nn.Module:
@@ -78,14 +73,16 @@ def create_loss(name: str, **params: Any) -> nn.Module:
         known = loss_params(name)
         for key in params:
             if key not in known:
-                near = difflib.get_close_matches(key, list(known), n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise TypeError(f"loss {name!r} has no parameter {key!r}{hint}; "
+                raise TypeError(f"loss {name!r} has no parameter {key!r}{did_you_mean(key, list(known))}; "
                                 f"its parameters: {', '.join(known) or '(none)'}")
-    return _LOSSES[name](**params)
+    loss = LOSSES.get(name)(**params)
+    if not isinstance(loss, MetricLoss):  # the trainer calls MetricLoss's hooks without probing
+        raise TypeError(f"loss {name!r}: its factory returned a {type(loss).__name__}, not a MetricLoss "
+                        "(deepproduct.training.losses.base); wrap PML losses in PMLLoss")
+    return loss
 
 
-class PMLLoss(nn.Module):
+class PMLLoss(MetricLoss):
     """Adapts a pytorch-metric-learning loss (and optional miner) to our calling convention.
 
     ``domains`` is ignored: PML losses treat every same-label pair alike.

@@ -42,10 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import MetricLoss
 from .registry import register_loss
 
 
-class SGMLLoss(nn.Module):
+class SGMLLoss(MetricLoss):
     """Soft binomial deviance weighted by attribute granularity, plus the attribute head's BCE.
 
     Needs the product attributes: the trainer calls :meth:`bind_manifest` (label -> product ->

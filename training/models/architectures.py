@@ -1,27 +1,24 @@
 """Architectures beyond the plain embedding net, selected by ``model.architecture`` in the config.
 
-``build(cfg)`` is what the trainer calls for ``model.architecture != "embedding_net"``;
+Each registers itself with ``register_architecture(name, build, rebuild)``
+(:mod:`.registry`) like ``embedding_net`` does: ``build(cfg)`` for training, ``rebuild`` from
+the checkpoint's ``model_config`` alone, so ``load_model`` (and so ``dp-export``) reconstructs it.
 ``model.options`` holds the architecture's own settings (unknown keys are errors that name them).
-Each architecture also registers a rebuild-from-checkpoint builder in
-:data:`deepproduct.training.checkpoint.MODEL_BUILDERS`, so ``load_model`` (and so ``dp-export``)
-reconstructs it from the checkpoint's ``model_config`` alone.
 
-Registered: ``tag_attention`` (TagYNet attention pooling, :mod:`.tag_attention`).
+Registered here: ``tag_attention`` (TagYNet attention pooling, :mod:`.tag_attention`).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from typing import Any
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 
-from ..checkpoint import MODEL_BUILDERS
 from ..config import ConfigError, TrainConfig
 from ..data.product_dataset import DataError, items_for_split
 from .embedding_net import EmbeddingNet
-from .registry import create_backbone
+from .registry import create_backbone, get_architecture, list_architectures, register_architecture
 from .tag_attention import ARCHITECTURE as TAG_ATTENTION
 from .tag_attention import TagAttentionNet, product_tag_lists, tag_vocabulary
 
@@ -61,23 +58,12 @@ def rebuild_tag_attention(cfg: dict[str, Any], pooling: str) -> TagAttentionNet:
                            pooling, tag_vocab=cfg.get("tag_vocab", []), **options)
 
 
-ARCHITECTURES: dict[str, Callable[[TrainConfig], EmbeddingNet]] = {TAG_ATTENTION: build_tag_attention}
-MODEL_BUILDERS.setdefault(TAG_ATTENTION, rebuild_tag_attention)
-
-
-def list_architectures() -> list[str]:
-    return ["embedding_net", *sorted(ARCHITECTURES)]
+register_architecture(TAG_ATTENTION, build=build_tag_attention, rebuild=rebuild_tag_attention)
 
 
 def build(cfg: TrainConfig) -> EmbeddingNet:
-    """The model for ``cfg.model.architecture`` (the trainer handles ``embedding_net`` itself)."""
-    arch = cfg.model.architecture
-    if arch not in ARCHITECTURES:
-        near = difflib.get_close_matches(str(arch), list_architectures(), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ConfigError(f"unknown model.architecture {arch!r}{hint}; choose one of "
-                          f"{', '.join(list_architectures())}")
-    return ARCHITECTURES[arch](cfg)
+    """The model for ``cfg.model.architecture``; unknown -> ConfigError with a did-you-mean hint."""
+    return get_architecture(cfg.model.architecture, ConfigError).build(cfg)
 
 
-__all__ = ["ARCHITECTURES", "build", "build_tag_attention", "list_architectures", "rebuild_tag_attention"]
+__all__ = ["build", "build_tag_attention", "list_architectures", "rebuild_tag_attention"]

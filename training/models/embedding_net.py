@@ -3,17 +3,22 @@
 ``forward`` takes RGB in [0, 1] and returns the unit embedding: that is exactly the exported
 graph (normalisation folded in), so export needs no wrapper. ``forward_train`` also returns the
 pooled features and the ImageNet logits of the kept classifier for the multitask branch.
+Registered as the architecture ``embedding_net`` (the default ``model.architecture``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .pooling import create_pooling, l2_normalise
-from .registry import Backbone, create_backbone
+from .registry import Backbone, create_backbone, register_architecture
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
 
 
 @dataclass
@@ -25,6 +30,9 @@ class TrainOutputs:
 
 
 class EmbeddingNet(nn.Module):
+    #: True: the trainer calls ``forward_train(x, labels=..., domains=...)`` (tag attention).
+    uses_batch_context = False
+
     def __init__(self, backbone: Backbone, embedding_dim: int = 128, pooling: str = "avg") -> None:
         super().__init__()
         self.backbone_name = backbone.name
@@ -72,3 +80,16 @@ class EmbeddingNet(nn.Module):
 def build_embedding_net(backbone: str = "efficientnet_lite0", embedding_dim: int = 128,
                         pooling: str = "avg", pretrained: bool | str = True) -> EmbeddingNet:
     return EmbeddingNet(create_backbone(backbone, pretrained=pretrained), embedding_dim, pooling)
+
+
+def _build_for_training(cfg: TrainConfig) -> EmbeddingNet:
+    m = cfg.model
+    return build_embedding_net(m.backbone, m.embedding_dim, m.pooling, pretrained=m.pretrained)
+
+
+def _rebuild(model_config: dict[str, Any], pooling: str) -> EmbeddingNet:
+    return build_embedding_net(model_config["backbone"], int(model_config["embedding_dim"]), pooling,
+                               pretrained=False)
+
+
+register_architecture("embedding_net", build=_build_for_training, rebuild=_rebuild)

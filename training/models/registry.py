@@ -1,19 +1,34 @@
-"""Backbone registry in the manner of timm's ``register_model``: a name -> builder table.
+"""The model registries, in the manner of timm's ``register_model``: backbones and architectures.
 
-A builder returns a :class:`Backbone`: the feature extractor, its pooled width, the ImageNet
-classifier that the multitask branch keeps, and the normalisation constants that the exporter
-folds into the graph and records in the manifest.
+- **Backbones** (``register_backbone``): a builder returns a :class:`Backbone`: the feature
+  extractor, its pooled width, the ImageNet classifier that the multitask branch keeps, and the
+  normalisation constants that the exporter folds into the graph and records in the manifest.
+- **Architectures** (``register_architecture(name, build, rebuild)``): what sits on a backbone
+  (``embedding_net``, ``tag_attention``...). ``build(cfg)`` makes the model from a training config
+  (``model.architecture``); ``rebuild(model_config, pooling)`` makes it, with random weights, from
+  the ``model_config`` a checkpoint carries, so ``load_model`` (and ``dp-export``) reconstructs any
+  registered architecture. The built-in ones register themselves when :mod:`..models` is imported.
+
+Both are :class:`deepproduct.sdk.registry.Registry` tables: a name registered twice is an error,
+an unknown name is one line with a did-you-mean hint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-_BACKBONES: dict[str, Callable[..., Backbone]] = {}
+from deepproduct.sdk.registry import Registry
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
+    from .embedding_net import EmbeddingNet
+
+BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone")
 
 
 @dataclass
@@ -33,24 +48,44 @@ class Backbone:
 
 
 def register_backbone(name: str) -> Callable[[Callable[..., Backbone]], Callable[..., Backbone]]:
-    def wrap(fn: Callable[..., Backbone]) -> Callable[..., Backbone]:
-        if name in _BACKBONES:
-            raise ValueError(f"backbone {name!r} registered twice")
-        _BACKBONES[name] = fn
-        return fn
-
-    return wrap
+    """Decorator: register a backbone builder ``fn(pretrained=...) -> Backbone`` under ``name``."""
+    return BACKBONES.register(name)
 
 
 def list_backbones() -> list[str]:
-    return sorted(_BACKBONES)
+    return BACKBONES.names(sort=True)
 
 
 def create_backbone(name: str, pretrained: bool | str = True) -> Backbone:
     """Build a registered backbone; ``pretrained`` is True (its shipped weights), False, or a path."""
-    if name not in _BACKBONES:
-        raise KeyError(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
-    return _BACKBONES[name](pretrained=pretrained)
+    return BACKBONES.get(name)(pretrained=pretrained)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One ``model.architecture``: how to build it for training and rebuild it from a checkpoint."""
+
+    name: str
+    build: Callable[[TrainConfig], EmbeddingNet]  # from a training config (pretrained weights)
+    rebuild: Callable[[dict[str, Any], str], EmbeddingNet]  # from (model_config, pooling), random weights
+
+
+ARCHITECTURES: Registry[Architecture] = Registry("model.architecture")
+
+
+def register_architecture(name: str, build: Callable[[TrainConfig], EmbeddingNet],
+                          rebuild: Callable[[dict[str, Any], str], EmbeddingNet]) -> Architecture:
+    """Register an architecture; returns its :class:`Architecture` row."""
+    return ARCHITECTURES.register(name, Architecture(name, build, rebuild))
+
+
+def get_architecture(name: str, error: type[Exception] | None = None) -> Architecture:
+    """The row for ``name``; unknown -> ``error`` (default KeyError) with a did-you-mean hint."""
+    return ARCHITECTURES.get(name, error)
+
+
+def list_architectures() -> list[str]:
+    return ARCHITECTURES.names(sort=True)
 
 
 def load_local_weights(module: nn.Module, path: str) -> None:

@@ -1,5 +1,10 @@
 """Prototype (benchmark-only): the int8 gallery scan as an integer matmul in ONNX Runtime.
 
+Status: superseded in the SDK by the two-stage SIMD int8 scan (deepproduct.sdk.exact_search,
+NumKong/SimSIMD kernels with a rigorous error bound, so its top-k is exact, not "exact unless
+a true top-k item fell below the top ``rerank``"); kept as a comparison row for environments
+with ONNX Runtime only (``dp-bench search --prototype``). docs/benchmarks.md has both.
+
 Why: the SDK's int8 scan widens every int8 code to float32 before a float BLAS call, so it
 is bound by the widening, not by the 4x fewer bytes it reads (measured: 5x above its memory
 bound at 1M x 128). ONNX Runtime -- already an SDK dependency -- has integer matmul kernels

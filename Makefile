@@ -10,7 +10,7 @@ DEMO ?= runs/demo
 SEED ?= 0
 PRODUCTS ?= 400
 
-.PHONY: setup demo demo-stages test lint test-python test-android test-ios test-web clean
+.PHONY: setup demo demo-stages test test-fast test-sdk-alone lint test-python test-android test-ios test-web clean
 
 setup: $(STAMP)
 	@# Isolated environments for the TFLite Task Library (protobuf<4) and MediaPipe clients
@@ -73,6 +73,15 @@ lint: setup
 
 test-python: setup
 	$(BIN)/pytest -q
+
+# The fast lane: everything but the tests marked slow (converter round trips, training runs);
+# `make test` still runs all of them.
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+# The SDK alone: a clean venv, `pip install .` without extras, every deepproduct.sdk module imports.
+test-sdk-alone:
+	bash .ci/sdk_alone.sh
 
 test-android:
 	bash android_demo/core/run_tests.sh

@@ -214,7 +214,7 @@ def import_ios(log: str, device: str, os_version: str, chip: str, is_csv: bool, 
 @main.command()
 @click.argument("paths", nargs=-1)
 @click.option("--inputs", "patterns", multiple=True, help="JSON-lines files or glob patterns (repeatable).")
-@click.option("--out", default="benchmarks/report.md", show_default=True)
+@click.option("--out", default="results/report.md", show_default=True)
 @click.option("--plots-dir", help="Where the PNGs go (default: beside the report).")
 def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_dir: str | None) -> None:
     """Merge host and device JSON lines into a markdown report with plots."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from deepproduct.sdk.fileio import swap_folder
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 from deepproduct.training.checkpoint import CheckpointError, embedding_space_id, load_model
 
@@ -150,22 +151,12 @@ def export(opts: ExportOptions, say: Say = print) -> ExportResult:
     scratch = Path(tempfile.mkdtemp(prefix="dp-export-scratch-"))
     try:
         result = _export_into(tmp, scratch, opts, variants, skipped, say)
-        _replace(tmp, out)
+        swap_folder(tmp, out)
         result.out = out
         return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 def _export_into(tmp: Path, scratch: Path, opts: ExportOptions, variants: list[Variant],

@@ -1,0 +1,66 @@
+"""Crash-safe writes of files and folders: the one implementation every layer uses.
+
+Why here: the SDK is the bottom layer (training, export and benchmarks import it, never the
+reverse), and its own writers (index, bundles) need the same guarantees as checkpoints, reports
+and export folders: a crash, Ctrl-C or full disk never leaves a half-written result under the
+final name -- the previous one stays intact until the new one is complete.
+
+- :func:`atomic_path` / :func:`write_atomic` / :func:`write_text_atomic`: one file, written to a
+  temporary sibling and renamed onto the target (``os.replace``, atomic on POSIX);
+- :func:`swap_folder`: a finished temporary folder renamed onto the target folder; an existing
+  target is first renamed onto a fresh empty sibling made by ``mkdtemp`` (never a name another
+  process could own) and removed afterwards.
+
+Hashes of files and folders are :func:`deepproduct.sdk.model_manifest.sha256_file` /
+``sha256_path`` (the manifest's definitions).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(target: str | os.PathLike, writer: Callable[[Path], None]) -> None:
+    """``writer(tmp)`` fills a temporary sibling, which then replaces ``target``."""
+    with atomic_path(target) as tmp:
+        writer(tmp)
+
+
+def write_text_atomic(target: str | os.PathLike, text: str) -> None:
+    write_atomic(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def swap_folder(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Rename the finished folder ``tmp`` onto ``out`` (same parent folder), replacing any old ``out``.
+
+    Between the two renames ``out`` is briefly absent, never half-written.
+    """
+    tmp, out = Path(tmp), Path(out)
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old)  # onto the fresh empty folder: never a name someone else owns
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)

@@ -4,14 +4,16 @@ AdamW with warm-up and cosine decay, per-epoch evaluation, JSONL log, atomic che
 Determinism: every epoch reseeds torch, the sampler and the loader from (seed, epoch), so a run
 stopped after epoch e and resumed equals the uninterrupted run (checkpoints are per epoch).
 
-Hooks for the seed-alternative methods (docs/method.md section 4), declared with no-op defaults,
-so the plain recipe uses none:
-- every loss is a :class:`.losses.base.MetricLoss`: ``required_columns``, ``bind_manifest``,
-  ``bind_model``, ``trains_own_parameters``, ``set_epoch``, ``updates_model`` and ``last`` are
-  documented there; weights inside losses are checkpointed beside the model
-  (``NAME.losses.safetensors``);
-- a model with ``uses_batch_context = True`` (declared False on :class:`.models.EmbeddingNet`) gets
-  ``forward_train(x, labels=..., domains=...)`` (tag attention looks up the shop images' product tags).
+Hooks for the seed-alternative methods (docs/method.md section 4); all optional, the plain recipe uses none:
+- a loss may define ``required_columns`` (manifest columns it needs), ``bind_manifest(manifest,
+  train_products)`` and ``bind_model(model)`` (sizes it learns from the data and the model, before the
+  optimiser is built), ``set_epoch(epoch)`` (called at the start of every epoch: DAML's warm-up
+  phases), ``updates_model`` (False: the step runs without gradients and does not update the model --
+  DAML's generator-only epochs) and ``trains_own_parameters = True`` (its parameters are left out of
+  the trainer's optimiser: DAML's generator has its own); weights inside losses are checkpointed
+  beside the model (``NAME.losses.safetensors``);
+- a model with ``uses_batch_context = True`` gets ``forward_train(x, labels=..., domains=...)``
+  (tag attention looks up the shop images' product tags).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def reproducibility_facts(cfg: TrainConfig) -> dict[str, Any]:
+    """What a rerun on another machine must match to reproduce the run (docs/reproducibility.md)."""
+    return {"interop_threads": torch.get_num_interop_threads(), "data_workers": cfg.data.workers,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
@@ -85,7 +94,7 @@ class TrainForward(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
                 domains: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        if labels is not None and self.model.uses_batch_context:
+        if labels is not None and getattr(self.model, "uses_batch_context", False):
             out = self.model.forward_train(x, labels=labels, domains=domains)
         else:
             out = self.model.forward_train(x)
@@ -130,6 +139,9 @@ class Trainer:
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        # Same config + seed -> same run (docs/reproducibility.md): deterministic kernels where
+        # torch has them; the augmentation is seeded per sample by the sampler, not per worker.
+        torch.use_deterministic_algorithms(True, warn_only=True)
         self.dist: DistInfo = init_distributed(self.device.type)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -175,12 +187,12 @@ class Trainer:
             [it.label for it in self.train_items], [it.domain for it in self.train_items],
             products_per_batch=cfg.data.products_per_batch, images_per_product=cfg.data.images_per_product,
             seed=cfg.seed, batches_per_epoch=cfg.optim.steps_per_epoch,
-            num_replicas=self.dist.world_size, rank=self.dist.rank)
+            num_replicas=self.dist.world_size, rank=self.dist.rank, with_sample_seeds=True)
         self.steps_per_epoch = cfg.optim.steps_per_epoch or len(self.sampler)
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
         head = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("features.")]
         body = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("features.")]
-        extra = [p for _, loss in self.losses if not loss.trains_own_parameters
+        extra = [p for _, loss in self.losses if not getattr(loss, "trains_own_parameters", False)
                  for p in loss.parameters() if p.requires_grad]
         groups = [{"params": body, "lr": cfg.optim.lr},
                   {"params": head + extra, "lr": cfg.optim.lr * cfg.optim.head_lr_multiplier}]
@@ -197,13 +209,16 @@ class Trainer:
 
     def _check_loss_requirements(self) -> None:
         for _, loss in self.losses:
-            for column in loss.required_columns:
+            needs = getattr(loss, "required_columns", ())
+            for column in needs:
                 have = column == "tags" and self.manifest.has_tags or column in self.manifest.attribute_names
                 if not have:
                     raise DataError(f"loss {type(loss).__name__} needs the manifest column {column!r}, "
                                     f"which {self.manifest.csv_path} does not have")
-            loss.bind_manifest(self.manifest, self.train_products)
-            loss.bind_model(self.model)
+            if hasattr(loss, "bind_manifest"):
+                loss.bind_manifest(self.manifest, self.train_products)
+            if hasattr(loss, "bind_model"):
+                loss.bind_model(self.model)
 
     # -- state ---------------------------------------------------------------------------
     def _set_lr(self) -> None:
@@ -252,7 +267,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         parts: dict[str, float] = {}
         # False only in a loss's own-training phase (DAML's generator-only epochs): no model update.
-        update = all(loss.updates_model for _, loss in self.losses)
+        update = all(getattr(loss, "updates_model", True) for _, loss in self.losses)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp), \
                 torch.set_grad_enabled(update):
             emb, logits, pooled = self.forward(x, labels, domains)
@@ -260,7 +275,7 @@ class Trainer:
             for (weight, loss), term in zip(self.losses, self.cfg.losses, strict=True):
                 value = loss(emb.float(), labels, domains)
                 parts[f"loss/{term.name}"] = float(value.detach())
-                for key, extra in loss.last.items():
+                for key, extra in getattr(loss, "last", {}).items():
                     parts[f"loss/{term.name}/{key}"] = extra
                 total = total + weight * value
                 if self.cfg.head.pooled_loss_weight > 0:  # same loss on the pooled features
@@ -355,7 +370,8 @@ class Trainer:
             torch.manual_seed(epoch_seed(cfg.seed, epoch))
             self.sampler.set_epoch(epoch)
             for _, loss in self.losses:
-                loss.set_epoch(epoch)
+                if hasattr(loss, "set_epoch"):
+                    loss.set_epoch(epoch)
             loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=cfg.data.workers,
                                 generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch)),
                                 persistent_workers=False)
@@ -394,7 +410,7 @@ class Trainer:
                        "device": str(self.device), "world_size": self.dist.world_size,
                        "multitask_variant": self.multitask, "steps": self.step, "head": self.head_log,
                        "train_seconds": elapsed, "threads": torch.get_num_threads(),
-                       "cpu_count": os.cpu_count()}
+                       "cpu_count": os.cpu_count(), **reproducibility_facts(cfg)}
             from .atomic import write_text_atomic
 
             write_text_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))

@@ -86,7 +86,16 @@ class TrainImages(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, i: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+        """``i`` or ``(i, sample_seed)``: with a seed the augmentation draws from its own RNG
+        (restored afterwards), so it does not depend on the worker or the process RNG state."""
+        if isinstance(i, tuple):
+            i, sample_seed = i
+            item = self.items[i]
+            image = _open_rgb(item)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(sample_seed)
+                return self.transform(image), item.label, item.domain
         item = self.items[i]
         return self.transform(_open_rgb(item)), item.label, item.domain
 

@@ -47,11 +47,15 @@ class PKBatchSampler(Sampler[list[int]]):
         batches_per_epoch: batches per epoch *per rank*; default: one pass over the eligible
             products, ``n_eligible // (P * num_replicas)`` (at least 1).
         num_replicas, rank: DDP sharding (see the module docstring).
+        with_sample_seeds: yield ``(index, sample_seed)`` pairs instead of indices. The seed is a
+            function of (seed, epoch, global batch, position) only, so a dataset that seeds its
+            augmentation with it (``TrainImages``) gives the same tensors whatever the number of
+            DataLoader workers or which worker loads the batch (docs/reproducibility.md).
     """
 
     def __init__(self, labels: Sequence[int], domains: Sequence[int], products_per_batch: int,
                  images_per_product: int, seed: int = 0, batches_per_epoch: int | None = None,
-                 num_replicas: int = 1, rank: int = 0) -> None:
+                 num_replicas: int = 1, rank: int = 0, with_sample_seeds: bool = False) -> None:
         labels_arr = np.asarray(labels, dtype=np.int64).reshape(-1)
         domains_arr = np.asarray(domains, dtype=np.int64).reshape(-1)
         if len(labels_arr) != len(domains_arr):
@@ -88,6 +92,7 @@ class PKBatchSampler(Sampler[list[int]]):
         if batches_per_epoch < 1:
             raise SamplerError(f"batches_per_epoch must be >= 1, got {batches_per_epoch}")
         self.batches_per_epoch = int(batches_per_epoch)
+        self.with_sample_seeds = bool(with_sample_seeds)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -141,4 +146,8 @@ class PKBatchSampler(Sampler[list[int]]):
             # draw images for every global batch (same RNG stream on all ranks), keep ours
             batch = [i for p in group for i in self._images(rng, p)]
             if b % self.num_replicas == self.rank:
-                yield batch
+                if self.with_sample_seeds:
+                    seeds = np.random.SeedSequence([self.seed, self.epoch, b]).generate_state(len(batch))
+                    yield [(i, int(s)) for i, s in zip(batch, seeds, strict=True)]
+                else:
+                    yield batch

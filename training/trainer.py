@@ -4,16 +4,14 @@ AdamW with warm-up and cosine decay, per-epoch evaluation, JSONL log, atomic che
 Determinism: every epoch reseeds torch, the sampler and the loader from (seed, epoch), so a run
 stopped after epoch e and resumed equals the uninterrupted run (checkpoints are per epoch).
 
-Hooks for the seed-alternative methods (docs/method.md section 4); all optional, the plain recipe uses none:
-- a loss may define ``required_columns`` (manifest columns it needs), ``bind_manifest(manifest,
-  train_products)`` and ``bind_model(model)`` (sizes it learns from the data and the model, before the
-  optimiser is built), ``set_epoch(epoch)`` (called at the start of every epoch: DAML's warm-up
-  phases), ``updates_model`` (False: the step runs without gradients and does not update the model --
-  DAML's generator-only epochs) and ``trains_own_parameters = True`` (its parameters are left out of
-  the trainer's optimiser: DAML's generator has its own); weights inside losses are checkpointed
-  beside the model (``NAME.losses.safetensors``);
-- a model with ``uses_batch_context = True`` gets ``forward_train(x, labels=..., domains=...)``
-  (tag attention looks up the shop images' product tags).
+Hooks for the seed-alternative methods (docs/method.md section 4), declared with no-op defaults,
+so the plain recipe uses none:
+- every loss is a :class:`.losses.base.MetricLoss`: ``required_columns``, ``bind_manifest``,
+  ``bind_model``, ``trains_own_parameters``, ``set_epoch``, ``updates_model`` and ``last`` are
+  documented there; weights inside losses are checkpointed beside the model
+  (``NAME.losses.safetensors``);
+- a model with ``uses_batch_context = True`` (declared False on :class:`.models.EmbeddingNet`) gets
+  ``forward_train(x, labels=..., domains=...)`` (tag attention looks up the shop images' product tags).
 """
 
 from __future__ import annotations
@@ -94,7 +92,7 @@ class TrainForward(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
                 domains: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        if labels is not None and getattr(self.model, "uses_batch_context", False):
+        if labels is not None and self.model.uses_batch_context:
             out = self.model.forward_train(x, labels=labels, domains=domains)
         else:
             out = self.model.forward_train(x)
@@ -192,7 +190,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
         head = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("features.")]
         body = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("features.")]
-        extra = [p for _, loss in self.losses if not getattr(loss, "trains_own_parameters", False)
+        extra = [p for _, loss in self.losses if not loss.trains_own_parameters
                  for p in loss.parameters() if p.requires_grad]
         groups = [{"params": body, "lr": cfg.optim.lr},
                   {"params": head + extra, "lr": cfg.optim.lr * cfg.optim.head_lr_multiplier}]
@@ -209,16 +207,13 @@ class Trainer:
 
     def _check_loss_requirements(self) -> None:
         for _, loss in self.losses:
-            needs = getattr(loss, "required_columns", ())
-            for column in needs:
+            for column in loss.required_columns:
                 have = column == "tags" and self.manifest.has_tags or column in self.manifest.attribute_names
                 if not have:
                     raise DataError(f"loss {type(loss).__name__} needs the manifest column {column!r}, "
                                     f"which {self.manifest.csv_path} does not have")
-            if hasattr(loss, "bind_manifest"):
-                loss.bind_manifest(self.manifest, self.train_products)
-            if hasattr(loss, "bind_model"):
-                loss.bind_model(self.model)
+            loss.bind_manifest(self.manifest, self.train_products)
+            loss.bind_model(self.model)
 
     # -- state ---------------------------------------------------------------------------
     def _set_lr(self) -> None:
@@ -267,7 +262,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         parts: dict[str, float] = {}
         # False only in a loss's own-training phase (DAML's generator-only epochs): no model update.
-        update = all(getattr(loss, "updates_model", True) for _, loss in self.losses)
+        update = all(loss.updates_model for _, loss in self.losses)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp), \
                 torch.set_grad_enabled(update):
             emb, logits, pooled = self.forward(x, labels, domains)
@@ -275,7 +270,7 @@ class Trainer:
             for (weight, loss), term in zip(self.losses, self.cfg.losses, strict=True):
                 value = loss(emb.float(), labels, domains)
                 parts[f"loss/{term.name}"] = float(value.detach())
-                for key, extra in getattr(loss, "last", {}).items():
+                for key, extra in loss.last.items():
                     parts[f"loss/{term.name}/{key}"] = extra
                 total = total + weight * value
                 if self.cfg.head.pooled_loss_weight > 0:  # same loss on the pooled features
@@ -370,8 +365,7 @@ class Trainer:
             torch.manual_seed(epoch_seed(cfg.seed, epoch))
             self.sampler.set_epoch(epoch)
             for _, loss in self.losses:
-                if hasattr(loss, "set_epoch"):
-                    loss.set_epoch(epoch)
+                loss.set_epoch(epoch)
             loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=cfg.data.workers,
                                 generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch)),
                                 persistent_workers=False)

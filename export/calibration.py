@@ -63,10 +63,8 @@ def _folder_images(folder: Path) -> ImageSet:
 
 
 def _manifest_images(csv_path: Path, split: str = "test") -> ImageSet:
-    try:
-        from deepproduct.sdk.dataset_manifest import read_dataset_manifest
-    except ImportError as exc:  # the data engineer's reader; a clear message until it lands
-        raise CalibrationError(f"cannot read dataset manifest {csv_path}: {exc}") from exc
+    from deepproduct.sdk.dataset_manifest import read_dataset_manifest
+
     try:
         manifest = read_dataset_manifest(csv_path)
     except Exception as exc:  # the reader's own errors name the bad row

@@ -34,7 +34,7 @@ from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "manifest.schema.json"
 TOOL_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert",
-                 "coremltools", "numpy", "Pillow", "deepproduct")
+                 "coremltools", "executorch", "numpy", "Pillow", "deepproduct")
 
 
 def size_of(path: Path) -> int:

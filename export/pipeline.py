@@ -224,6 +224,12 @@ def _run_stages(stages: _Stages, tmp: Path, scratch: Path, opts: ExportOptions, 
     manifest["artefacts"] = [dict(a, sha256=PLACEHOLDER_SHA256, size_bytes=size_of(tmp / a["file"]))
                              for a in manifest["artefacts"]]
     (tmp / REPORT_FILE).write_text(render_report(manifest), encoding="utf-8")
+    from . import model_card  # README.md, rendered from the manifest before it is hashed into it
+
+    evaluation = model_card.evaluation_from_run(opts.checkpoint)
+    if evaluation is not None:
+        manifest["evaluation"] = evaluation
+    model_card.write(tmp, manifest)
     write_manifest(tmp, manifest)
     table = report.table()
     if not report.passed:

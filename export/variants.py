@@ -14,6 +14,10 @@ int8       int8 (QDQ)   int8 (PT2E)  int8 linear weights, fp16 compute
 palette    --           --           6-bit palettised weights, fp16 compute
 =========  ===========  ===========  =======================================
 
+ExecuTorch (``.pte``, executorch_export.py): ``executorch`` is the XNNPACK delegate, ``none`` /
+``fp32`` -> fp32 and ``int8`` -> int8 (PT2E, XNNPACKQuantizer); ``executorch-coreml`` is the Core
+ML delegate, ``none`` / ``fp16`` -> fp16 compute.
+
 Core ML's ``none`` is fp16 because Core ML programs run in fp16 on the GPU and Neural Engine
 anyway; an fp32 package is available with ``fp32`` (and is what the conversion-fidelity
 threshold of 0.99999 is measured on).
@@ -38,6 +42,7 @@ COSINE_THRESHOLDS: dict[tuple[str, str], float] = {
     ("tflite", "fp32"): 0.9999, ("tflite", "int8"): 0.98,
     ("coreml", "fp32"): 0.99999, ("coreml", "fp16"): 0.9999, ("coreml", "int8"): 0.999,
     ("coreml", "palette6"): 0.99,
+    ("executorch", "fp32"): 0.9999, ("executorch", "int8"): 0.99, ("executorch-coreml", "fp16"): 0.9999,
 }
 #: Quantised artefacts may lose at most this many Recall@1 points against the fp32 artefact, as
 #: judged by the paired test of recall_gate.py (a supported drop, not a noisy difference).

@@ -137,6 +137,10 @@ def measure(folder: Path, artefacts: list[ArtefactSpec], pset: ps.ParitySet, spe
             runs.append(("mil-evaluator (numpy)", lambda p=path, x=images: run_coreml_mil(p, x)))
             if coreml_predict_available():
                 runs.append(("coreml predict (macOS)", lambda p=path, x=images: run_coreml_predict(p, x)))
+        elif a.format.startswith("executorch"):
+            from .executorch_export import parity_runs
+
+            runs += parity_runs(a.format, path, images)  # Core ML .pte off Apple: none (structural only)
         report.results[a.key] = []
         for runtime, fn in runs:
             say(f"  parity {a.key} via {runtime} on {len(images)} images")
@@ -175,6 +179,9 @@ def verify_folder(folder: Path, say: Say, images: ImageSet | None = None, client
         problems.append(f"manifest does not match its schema: {getattr(exc, 'message', exc)}")
     say("checking sha256 of every file")
     problems += check_hashes(folder, raw)
+    from .model_card import card_problems
+
+    problems += card_problems(folder, raw)
     artefacts = [ArtefactSpec(a.file, a.format, a.precision) for a in manifest.artefacts]
     info = _info_from_manifest(raw)
     for a in artefacts:
@@ -186,6 +193,11 @@ def verify_folder(folder: Path, say: Say, images: ImageSet | None = None, client
                 check_package(folder / a.file, info, a.precision)
             except AssertionError as exc:
                 problems.append(str(exc))
+        elif a.format.startswith("executorch"):
+            from .executorch_export import structure_problems
+
+            say(f"checking ExecuTorch program structure of {a.file}")
+            problems += structure_problems(folder / a.file, a.format, info.embedding_space_id)
     if images is not None:
         pset = ps.ParitySet(images, _reference_from_onnx(folder, manifest, images))
     else:

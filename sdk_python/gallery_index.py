@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -276,7 +277,16 @@ class GalleryIndex:
             got = q.shape[-1] if q.ndim else "a scalar"
             raise QueryDimensionError(self.path, f"query has dimension {got} but the index holds "
                                                  f"{self.dim}-dimensional embeddings (wrong model?)")
-        qn = normalize_rows(q.astype(np.float32, copy=False), "query")
+        if q.shape[0] == 1:  # one query (the phone/server case): normalize_rows' arithmetic, fewer calls
+            q64 = q[0].astype(np.float32, copy=False).astype(np.float64)  # float32 first, as below
+            norm = math.sqrt(float(q64 @ q64))  # float32 inputs cannot overflow float64 squares
+            if not math.isfinite(norm):
+                raise ValueError("querys contain NaN or infinity")
+            if norm == 0:
+                raise ValueError("query 0 is all zeros; cannot normalise")
+            qn = (q64 / norm).astype(np.float32)[None, :]
+        else:
+            qn = normalize_rows(q.astype(np.float32, copy=False), "query")
         if self.storage == "int8":
             assert self._scales is not None or len(self) == 0
             scales = self._scales if self._scales is not None else np.full(self.dim, 1 / 127, np.float32)

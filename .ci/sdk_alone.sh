@@ -9,8 +9,12 @@ repo=$(pwd)
 PYTHON=${PYTHON:-python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Build from a copy of the checkout's files (tracked + untracked, not ignored), so that setuptools'
+# build/ and egg-info land in the scratch folder, not in the working tree.
+mkdir "$tmp/src"
+git ls-files -z -c -o --exclude-standard | xargs -0 tar --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$tmp/src"
 "$PYTHON" -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install -q --disable-pip-version-check -c "$repo/constraints.txt" "$repo"
+"$tmp/venv/bin/pip" install -q --disable-pip-version-check -c "$repo/constraints.txt" "$tmp/src"
 cd "$tmp"
 "$tmp/venv/bin/python" - <<'PY'
 import importlib

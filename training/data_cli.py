@@ -77,6 +77,38 @@ def synth(out: Path, products: int, seed: int, test_fraction: float, distractors
 
 
 @main.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write images/, manifest.csv and transfer.json into.")
+@click.option("--products", default=300, show_default=True, type=click.IntRange(min=2),
+              help="At most this many products (fewer if the sources hold fewer).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--sources", "source_names", default=None,
+              help="Comma-separated registered sources [default: every installed one], "
+                   "e.g. skimage,sklearn,matplotlib,wallpapers,tuxpaint; '' for none (--source only).")
+@click.option("--source", "folders", multiple=True, type=click.Path(path_type=Path),
+              help="Extra folder of images (photos, or RGBA cut-outs); repeatable.")
+@click.option("--image-size", default=288, show_default=True, type=click.IntRange(min=64),
+              help="Image width in pixels (phone photos are 3:4 portrait).")
+@click.option("--train-manifest", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Check that the transfer set shares no product with this manifest's training split.")
+def transfer(out: Path, products: int, seed: int, source_names: str | None, folders: tuple[Path, ...],
+             image_size: int, train_manifest: Path | None) -> None:
+    """Real-image consumer-to-shop transfer benchmark (test split only; docs/transfer-benchmark.md)."""
+    from deepproduct.training.data.transfer import SourceSet, generate_transfer_dataset
+
+    start = time.perf_counter()
+    try:
+        names = None if source_names is None else [n.strip() for n in source_names.split(",") if n.strip()]
+        sources = SourceSet.resolve(names, folders)
+        path = generate_transfer_dataset(out, n_products=products, seed=seed, sources=sources,
+                                         image_size=image_size, train_manifest=train_manifest, progress=True)
+    except (ValueError, FileExistsError, DatasetManifestError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _report(path)
+    click.echo(f"took {time.perf_counter() - start:.1f} s")
+
+
+@main.command()
 @click.argument("root", type=EXISTING_DIR)
 @OUT_CSV
 def sop(root: Path, out: Path) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from .catalogue import CatalogueEntry, CatalogueError, format_failures
 from .embedders import Embedder, load_embedder
 from .gallery_index import GalleryIndex, SearchHit
+from .metrics import recall_from_ranking
 from .preprocessing import ImageSource
 
 
@@ -98,7 +99,5 @@ def recall_at_k(index: GalleryIndex, query_embeddings: np.ndarray, query_product
     queries = np.asarray(query_embeddings)[matched]
     for prefix, unique in (("", False), ("product_", True)):
         _, positions = index.search_arrays(queries, k=ks[-1], filter=filter, unique_products=unique)
-        correct = gallery_products[positions] == labels[matched][:, None]
-        for k in ks:
-            out[f"{prefix}recall@{k}"] = float(correct[:, :k].any(axis=1).mean())
+        out.update(recall_from_ranking(gallery_products[positions], labels[matched], ks, prefix))
     return out

@@ -43,6 +43,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from deepproduct.sdk.metrics import recall_from_ranking
+
 from .embedding_net import EmbeddingNet
 
 
@@ -177,7 +179,7 @@ def ranked_metrics(ranked_labels: np.ndarray, query_labels: np.ndarray, gallery_
     hits = ranked_labels == query_labels[:, None]
     r = (gallery_labels[None, :] == query_labels[:, None]).sum(1)
     ok = r > 0
-    out = {f"recall@{k}": float(hits[ok, :k].any(1).mean()) for k in ks}
+    out = recall_from_ranking(ranked_labels[ok], query_labels[ok], ks)
     aps = []
     for row, n_rel in zip(hits[ok], r[ok], strict=True):
         top = row[:n_rel].astype(float)

@@ -136,7 +136,7 @@ def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int]
     indexes = {}
     for storage in storages:
         indexes[storage] = GalleryIndex.from_embeddings(data, ids, meta, storage=storage)
-        if resolve_backend(None) != "numpy":
+        if resolve_backend(None, n) != "numpy":
             indexes[storage].coarse_codes()  # built once per index (like a load), not inside a timed call
         bar.update()
     # faiss gets exactly the SDK's (re-normalised) float32 rows when the SDK has them.
@@ -169,7 +169,7 @@ def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int]
                 bandwidth_bound_ms=round(scan_bound_ms(faiss_bytes, gbps), 4), working_bytes=None,
                 overlap_at_k=1.0, blas_threshold=default_threshold if threshold is None else threshold,
                 **base, **stats.as_fields()))
-        auto = resolve_backend(None)
+        auto = resolve_backend(None, n)
         ours: list[tuple[str, str, Any, Callable[[], Any], dict[str, Any]]] = []
         for storage, index in indexes.items():
             for impl, backend in (("sdk-GalleryIndex", None), ("sdk-GalleryIndex-numpy", "numpy")):

@@ -340,7 +340,7 @@ class GalleryIndex:
 
     def _top_k(self, weights: np.ndarray, k: int, rows: np.ndarray | None, threads: int | None,
                backend: str | None, rows_key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        name = resolve_backend(backend)
+        name = resolve_backend(backend, len(self))
         if name != "numpy" and 0 < weights.shape[0] <= MAX_COARSE_QUERIES and len(self):
             return coarse_scan_top_k(self._vectors, self.coarse_codes(), weights, k, rows=rows, backend=name,
                                      rows_key=rows_key)

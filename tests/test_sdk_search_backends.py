@@ -220,3 +220,14 @@ def test_packed_filter_subsets_are_cached_and_evicted_without_changing_results()
     assert len(subsets) <= exact_search.SUBSET_CACHE
     index.add(q, ["new"], [{"category": "mug"}])  # an edit: a fresh shadow, no stale subset
     assert index.search(q[0], 1, {"category": "mug"})[0].product_id == "new"
+
+
+def test_auto_prefers_the_in_place_kernel_for_large_galleries(monkeypatch):
+    monkeypatch.delenv("DEEPPRODUCT_SEARCH_BACKEND", raising=False)
+    installed = exact_search.available_backends()
+    small = exact_search.resolve_backend(None, 1000)
+    large = exact_search.resolve_backend(None, exact_search.PACK_MAX_ROWS + 1)
+    assert small == installed[0]
+    assert large == ("simsimd" if "simsimd" in installed else installed[0])
+    monkeypatch.setenv("DEEPPRODUCT_SEARCH_BACKEND", "numpy")
+    assert exact_search.resolve_backend(None, 10) == "numpy"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import posixpath
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -100,12 +101,20 @@ def _check_choice(name: str, value: str | None, choices: tuple[str, ...], allow_
 
 # -- reading ---------------------------------------------------------------------------------------
 
+def normalise_path(path: str) -> str:
+    """The one spelling of a row's image path: ``images/./x.jpg`` and ``images//x.jpg`` are
+    ``images/x.jpg`` (lexically, like ``posixpath.normpath``), so one image listed twice under two
+    spellings is caught as a duplicate instead of being trained and indexed twice."""
+    return posixpath.normpath(path)
+
+
 def read_dataset_manifest(path: str | os.PathLike) -> DatasetManifest:
     """Read and validate a manifest CSV.
 
     Checked: the required columns exist (the error names the missing one), no unknown column (a
     misspelt ``attr_`` column would otherwise vanish silently), non-empty paths and product ids,
-    ``domain``/``split`` values, no image listed twice, and each product in exactly one split.
+    ``domain``/``split`` values, no image listed twice (paths compared after :func:`normalise_path`),
+    and each product in exactly one split.
     """
     csv_path = Path(path)
     if not csv_path.is_file():
@@ -143,6 +152,7 @@ def read_dataset_manifest(path: str | os.PathLike) -> DatasetManifest:
         img = cell("path").replace("\\", "/")
         if not img:
             raise fail("path", "empty image path")
+        img = normalise_path(img)
         product_id = cell("product_id")
         if not product_id:
             raise fail("product_id", "empty product id")
@@ -202,10 +212,11 @@ def write_dataset_manifest(rows: Iterable[DatasetRow], csv_path: str | os.PathLi
     product_split: dict[str, tuple[str, int]] = {}
     for i, row in enumerate(rows, start=2):
         _validate_row_for_writing(csv_path, i, row)
-        if row.path in seen_paths:
+        key = normalise_path(row.path)
+        if key in seen_paths:
             raise DatasetManifestError(f"{csv_path}: row {i}, column 'path': {row.path!r} is already "
-                                       f"listed in row {seen_paths[row.path]}")
-        seen_paths[row.path] = i
+                                       f"listed in row {seen_paths[key]}")
+        seen_paths[key] = i
         first = product_split.setdefault(row.product_id, (row.split, i))
         if first[0] != row.split:
             raise DatasetManifestError(f"{csv_path}: row {i}, column 'split': product {row.product_id!r} is "

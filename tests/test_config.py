@@ -1,5 +1,6 @@
 """Config loading: YAML + overrides, typed, and unknown keys are clear errors."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,34 @@ def test_shipped_configs_load():
     assert len(files) >= 3
     for f in files:
         load_config(f)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("optim.epochs=0", "optim.epochs: must be at least 1, got 0"),
+    ("optim.epochs=-1", "optim.epochs: must be at least 1, got -1"),
+    ("optim.lr=-1", "optim.lr: must be greater than 0, got -1.0"),
+    ("optim.lr=nan", "optim.lr: must be a finite number, got nan"),
+    ("optim.lr=.inf", "optim.lr: must be a finite number, got inf"),
+    ("model.embedding_dim=0", "model.embedding_dim: must be at least 1, got 0"),
+    ("data.image_size=0", "data.image_size: must be at least 32, got 0"),
+    ("losses.0.weight=-1", "losses.0.weight: must be at least 0, got -1.0"),
+    ("optim.steps_per_epoch=0", "optim.steps_per_epoch: must be at least 1, got 0"),
+])
+def test_nonsense_values_are_refused_before_anything_is_written(tmp_path: Path, override: str, message: str):
+    """A value out of range is a one-line error naming the key; dp-train exits 2 and writes nothing."""
+    from click.testing import CliRunner
+
+    from deepproduct.training.train_cli import main as dp_train
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override])
+    result = CliRunner().invoke(dp_train, [f"out_dir={tmp_path / 'runs'}", "name=x", override, "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"dp-train: error: {message}"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_optional_keys_may_be_empty_and_boundaries_are_accepted():
+    cfg = load_config(None, ["optim.steps_per_epoch=null", "optim.grad_clip=null", "optim.warmup_steps=0",
+                             "data.image_size=32", "optim.epochs=1", "head.orthogonal_weight=0"])
+    assert cfg.optim.grad_clip is None and cfg.data.image_size == 32

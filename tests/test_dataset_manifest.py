@@ -66,6 +66,9 @@ def test_no_tags_and_extra_whitespace(tmp_path: Path) -> None:
     (HEADER + "a.jpg,a,shop,train,,red\nb.jpg, ,shop,train,,red\n", r"row 3, column 'product_id': empty product id"),
     (HEADER + ",a,shop,train,,red\n", r"row 2, column 'path': empty image path"),
     (HEADER + "a.jpg,a,shop,train,,red\na.jpg,b,shop,train,,red\n", r"row 3, column 'path'.*already listed in row 2"),
+    (HEADER + "images/x.jpg,a,shop,train,,red\nimages/./x.jpg,a,user,train,,red\n",
+     r"row 3, column 'path': 'images/x.jpg' is already listed in row 2"),  # one image, two spellings
+    (HEADER + "images//x.jpg,a,shop,train,,red\nimages\\x.jpg,a,user,train,,red\n", r"row 3.*already listed in row 2"),
     (HEADER + "a.jpg,a,shop,train,,red\nb.jpg,a,user,test,,red\n", r"row 3, column 'split'.*disjoint"),
     (HEADER + "a.jpg,a,shop,train,red\n", r"row 2: 5 cells, the header has 6 columns"),
     ("path,product_id,domain,split,tags,colour\n", r"unknown column 'colour'"),
@@ -112,3 +115,12 @@ def test_data_modules_do_not_import_torch() -> None:
             "import deepproduct.training.data.adapters, deepproduct.training.data_cli\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_paths_are_normalised_on_reading_and_duplicates_refused_on_writing(tmp_path: Path) -> None:
+    p = tmp_path / "m.csv"
+    p.write_text(HEADER + "./images/./x.jpg,a,shop,train,,red\n")
+    assert read_dataset_manifest(p).rows[0].path == "images/x.jpg"
+    rows = [DatasetRow("images/x.jpg", "a", "shop", "train"), DatasetRow("images/./x.jpg", "a", "user", "train")]
+    with pytest.raises(DatasetManifestError, match=r"row 3, column 'path'.*already listed in row 2"):
+        write_dataset_manifest(rows, tmp_path / "n.csv")

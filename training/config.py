@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,15 @@ class OptimConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Extra evaluation beside the held-out split (docs/transfer-benchmark.md)."""
+
+    transfer_manifest: str | None = None  # a `dp-data transfer` set, scored every evaluation (head + pooled)
+    transfer_max_products: int | None = None  # score a fixed seeded subset of its products (cheaper)
+    transfer_at_start: bool = True  # also score it before the first step (the pretrained reference)
+
+
+@dataclass
 class TrainConfig:
     name: str = "run"
     out_dir: str = "runs/train"
@@ -98,6 +109,7 @@ class TrainConfig:
     losses: list[LossTerm] = field(default_factory=lambda: [LossTerm()])
     multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -192,7 +204,67 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
         _set_path(tree, key.strip(), yaml.safe_load(raw))
-    return _build(TrainConfig, tree, "")
+    cfg = _build(TrainConfig, tree, "")
+    validate_config(cfg)
+    return cfg
+
+
+# -- value checks ----------------------------------------------------------------------------------
+# Types are checked while building; these are the ranges. Why here and not in the trainer: a
+# nonsense value (0 epochs, a NaN learning rate, a 0-d embedding) must fail before anything is
+# built or written -- never a traceback mid-run, never a checkpoint of NaN tensors.
+
+def _at_least(low: float) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v >= low else f"must be at least {low:g}"
+    return check
+
+
+def _finite(low: float | None = None, *, strict: bool = False) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if not math.isfinite(v):
+            return "must be a finite number"
+        if low is not None and (v <= low if strict else v < low):
+            return f"must be {'greater than' if strict else 'at least'} {low:g}"
+        return None
+    return check
+
+
+#: dotted key -> check (``*`` is any list index); ``None`` values (optional keys) are not checked.
+VALUE_RULES: dict[str, Callable[[Any], str | None]] = {
+    "eval_every": _at_least(1), "log_every": _at_least(1), "threads": _at_least(1),
+    "data.image_size": _at_least(32),  # the backbones' total stride: smaller leaves no feature map
+    "data.products_per_batch": _at_least(1), "data.images_per_product": _at_least(1),
+    "data.workers": _at_least(0), "data.imagenet_batch": _at_least(1), "data.eval_batch_size": _at_least(1),
+    "model.embedding_dim": _at_least(1), "model.freeze_stages": _at_least(0),
+    "head.pooled_loss_weight": _finite(0.0), "head.orthogonal_weight": _finite(0.0),
+    "losses.*.weight": _finite(0.0),
+    "multitask.lambda_cls": _finite(0.0), "multitask.temperature": _finite(0.0, strict=True),
+    "optim.lr": _finite(0.0, strict=True), "optim.head_lr_multiplier": _finite(0.0, strict=True),
+    "optim.weight_decay": _finite(0.0), "optim.warmup_steps": _at_least(0), "optim.epochs": _at_least(1),
+    "optim.steps_per_epoch": _at_least(1), "optim.grad_clip": _finite(0.0, strict=True),
+}
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Raise :class:`ConfigError` naming the first key whose value is out of range (see VALUE_RULES)."""
+    for key, check in VALUE_RULES.items():
+        for where, value in _lookup(cfg, key.split("."), ""):
+            problem = None if value is None else check(value)
+            if problem:
+                raise ConfigError(f"{where}: {problem}, got {value!r}")
+
+
+def _lookup(node: Any, parts: list[str], where: str) -> Iterator[tuple[str, Any]]:
+    if not parts:
+        yield where, node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        for i, item in enumerate(node):
+            yield from _lookup(item, rest, f"{where}.{i}")
+        return
+    yield from _lookup(getattr(node, head), rest, f"{where}.{head}" if where else head)
 
 
 def _merge(base: dict, new: dict, where: str) -> None:

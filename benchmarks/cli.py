@@ -193,6 +193,18 @@ def import_android(run_dir: str, out: str) -> None:
     _save(records, out)
 
 
+@main.command("import-executorch")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="results/android-executorch.jsonl", show_default=True)
+def import_executorch(run_dir: str, out: str) -> None:
+    """Convert benchmarks/android/run_executor_runner.sh output (device.txt + logs/) to records."""
+    from .executorch_parser import records_from_dir
+
+    records = records_from_dir(run_dir)
+    _echo_table(records, "skipped")
+    _save(records, out)
+
+
 @main.command("import-ios")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
 @click.option("--device", required=True, help="e.g. 'iPhone 15 Pro'")

@@ -43,7 +43,8 @@ class ArtefactRef:
         return RUNTIMES.get(self.format, self.format)
 
 
-RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert-xnnpack", "pytorch": "pytorch-eager", "coreml": "coreml"}
+RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert-xnnpack", "pytorch": "pytorch-eager", "coreml": "coreml",
+            "executorch": "executorch-xnnpack", "executorch-coreml": "executorch-coreml"}
 
 
 def discover_artefacts(export_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None
@@ -164,6 +165,40 @@ class TFLiteRunner:
         return y
 
 
+class ExecuTorchRunner:
+    """The ExecuTorch runtime (Python bindings), ``forward`` of a ``.pte`` with its delegate.
+
+    The programs are exported with a fixed batch of 1 (as a phone runs them), so a larger batch
+    is refused in ``prepare`` and recorded as skipped. XNNPACK's thread pool is process-wide in
+    the bindings, so it is reset to this runner's count before every timed call sequence.
+    """
+
+    def __init__(self, ref: ArtefactRef, threads: int) -> None:
+        try:
+            import torch
+            from executorch.runtime import Runtime
+        except ImportError as exc:
+            raise NotRunnableHere("executorch is not installed (pip install 'deepproduct[executorch]')") from exc
+        runtime = Runtime.get()
+        if ref.format == "executorch-coreml" and not runtime.backend_registry.is_available("CoreMLBackend"):
+            raise NotRunnableHere(f"{ref.key}: this ExecuTorch runtime has no CoreMLBackend (Apple platforms only)")
+        self.torch = torch
+        self.threads = int(threads)
+        self.method = runtime.load_program(str(ref.path)).load_method("forward")
+        self.layout = "NCHW"
+
+    def prepare(self, x_nchw: np.ndarray) -> Any:
+        if x_nchw.shape[0] != 1:
+            raise ValueError(f"the .pte takes batch 1, not {x_nchw.shape[0]}")
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+        _unsafe_reset_threadpool(self.threads)
+        return self.torch.from_numpy(np.ascontiguousarray(x_nchw, dtype=np.float32))
+
+    def infer(self, x: Any) -> np.ndarray:
+        return self.method.execute([x])[0].numpy()
+
+
 class TorchRunner:
     """The checkpoint in PyTorch eager mode (the reference every artefact is compared with)."""
 
@@ -187,7 +222,7 @@ class TorchRunner:
             return self.model(x).numpy()
 
 
-def make_runner(ref: ArtefactRef, threads: int) -> OnnxRunner | TFLiteRunner | TorchRunner:
+def make_runner(ref: ArtefactRef, threads: int) -> OnnxRunner | TFLiteRunner | TorchRunner | ExecuTorchRunner:
     """The runner for ``ref``; raises :class:`NotRunnableHere` for formats this host cannot run."""
     if ref.format == "onnx":
         return OnnxRunner(ref, threads)
@@ -195,6 +230,8 @@ def make_runner(ref: ArtefactRef, threads: int) -> OnnxRunner | TFLiteRunner | T
         return TFLiteRunner(ref, threads)
     if ref.format == "pytorch":
         return TorchRunner(ref, threads)
+    if ref.format.startswith("executorch"):
+        return ExecuTorchRunner(ref, threads)
     raise NotRunnableHere(f"{ref.key}: {ref.format} artefacts cannot run on this host "
                           "(see benchmarks/ios/README.md for Core ML on a Mac or iPhone)")
 

@@ -15,6 +15,9 @@ android    android_demo/app/src/main/assets/bundle/        TFLite (``.tflite``)
 ios        ios_demo/DeepProductDemo/Assets/bundle/         Core ML (``.mlpackage``)
 =========  ==============================================  ===========================
 
+Android can ship the ExecuTorch ``.pte`` instead (``--runtime executorch``; the demo's README
+shows the ExecuTorch AAR path beside LiteRT).
+
 Each bundle holds ``bundle.json`` (what the apps read first: ``manifest``, ``manifest_schema``, ``index``,
 ``models`` [{file, format, precision}] and ``samples`` [{file, product_id}], the same schema
 ``dp-search bundle`` writes, plus provenance), the exporter's ``manifest.json`` unchanged, the
@@ -60,6 +63,9 @@ TARGETS = {
     "android": ("tflite", "android_demo/app/src/main/assets/bundle"),
     "ios": ("coreml", "ios_demo/DeepProductDemo/Assets/bundle"),
 }
+#: target -> other artefact formats its app can run instead (``runtime=``): Android's ExecuTorch
+#: AAR runs the XNNPACK ``.pte`` (android_demo/README.md).
+ALTERNATIVE_FORMATS = {"android": ("executorch",)}
 
 
 class BundleError(ValueError):
@@ -137,7 +143,7 @@ def check_pair(manifest: ModelManifest, index_path: Path) -> GalleryIndex:
 
 def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | Path, target: str,
                  samples: Sequence[str | Path | tuple[str | Path, str]] = (), precision: str = "fp32",
-                 sample_root: str | Path | None = None) -> Path:
+                 sample_root: str | Path | None = None, runtime: str | None = None) -> Path:
     """Assemble one target's bundle in ``out_dir`` (replaced whole); returns ``out_dir``.
 
     ``samples``: photo paths, or (path, product_id) pairs when the right answer is known;
@@ -146,13 +152,18 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
     """
     if target not in TARGETS:
         raise BundleError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
-    fmt = TARGETS[target][0]
+    allowed = (TARGETS[target][0], *ALTERNATIVE_FORMATS.get(target, ()))
+    if runtime is not None and runtime not in allowed:
+        raise BundleError(f"the {target} demo runs {' or '.join(allowed)} models, not {runtime!r}")
+    fmt = runtime or TARGETS[target][0]
     model_dir = Path(model_dir)
     chosen = None
     if model_dir.suffix.lower() != ".json" and (model_dir.is_file() or model_dir.suffix == ".mlpackage"):
         # One artefact named directly: its folder's manifest describes it.
         manifest = load_model_manifest(model_dir.parent)
         chosen = manifest.artefact_for_file(model_dir)
+        if runtime is None and chosen.format in allowed:
+            fmt = chosen.format  # e.g. a .pte named directly for android
         if chosen.format != fmt:
             raise BundleError(f"{model_dir} is in {chosen.format} format, but the {target} demo runs {fmt}")
     else:

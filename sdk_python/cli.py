@@ -267,14 +267,16 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Assets folder to (re)write, e.g. web_demo/bundle.")
 @click.option("--precision", default="fp32", show_default=True, help="Artefact precision.")
+@click.option("--runtime", default=None, type=click.Choice(["tflite", "executorch"]),
+              help="Android only: ship the LiteRT .tflite (default) or the ExecuTorch .pte.")
 @click.option("--sample", "sample_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A query photo to include; repeatable.")
 @click.option("--samples-from", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder or dataset manifest .csv (its test phone photos) to take sample photos from.")
 @click.option("--max-samples", default=8, show_default=True, type=click.IntRange(0))
 @_friendly
-def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str, sample_paths: tuple[Path, ...],
-           samples_from: Path | None, max_samples: int) -> None:
+def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str, runtime: str | None,
+           sample_paths: tuple[Path, ...], samples_from: Path | None, max_samples: int) -> None:
     """Write model, manifest, index and sample photos into a demo app's assets (deepproduct.sdk.bundle)."""
     from .bundle import check_sample, write_bundle
     from .catalogue import catalogue_root, list_catalogue
@@ -286,7 +288,7 @@ def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str
         for e in rows:  # a manifest row must not pull a file from outside its data set into the app
             check_sample(e.path, catalogue_root(samples_from))
         samples += [(e.path, e.product_id) for e in rows]
-    write_bundle(model, index_path, out, target, samples, precision)
+    write_bundle(model, index_path, out, target, samples, precision, runtime=runtime)
     click.echo(f"{target} bundle with {len(samples)} sample photo(s) written to {out}")
 
 

@@ -1,9 +1,9 @@
 """Image -> unit embedding, through an exported model and the manifest's input contract.
 
-Two runtimes behind one call (``embed``): ONNX Runtime (the default; what an app backend or a
-catalogue job runs) and the LiteRT interpreter for ``.tflite`` (what Android runs; optional,
-imported lazily). Both read preprocessing, layout, tensor names and the embedding dimension
-from ``manifest.json`` instead of assuming them, and both return float32 unit vectors, so an
+Runtimes behind one call (``embed``): ONNX Runtime (the default; what an app backend or a
+catalogue job runs), the LiteRT interpreter for ``.tflite`` (what Android runs; optional,
+imported lazily) and the ExecuTorch runtime for ``.pte`` (optional, lazily imported). All read preprocessing, layout, tensor names and the embedding dimension
+from ``manifest.json`` instead of assuming them, and all return float32 unit vectors, so an
 index built through one can be queried through the other when the embedding spaces agree.
 """
 
@@ -206,6 +206,50 @@ class LiteRTEmbedder(Embedder):
         return np.concatenate(outs, axis=0)
 
 
+class ExecuTorchEmbedder(Embedder):
+    """A ``.pte`` (ExecuTorch, XNNPACK delegate) in the ExecuTorch runtime, NCHW, one image per call.
+
+    Optional (``pip install 'deepproduct[executorch]'``) and imported only here: ExecuTorch's
+    Python bindings take torch tensors, so this embedder brings torch with it, while
+    ``deepproduct.sdk`` itself stays numpy + Pillow + onnxruntime. XNNPACK's thread pool is
+    process-wide in those bindings: ``threads`` applies to every loaded ``.pte``.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, manifest: ModelManifest, artefact: Artefact | None = None,
+                 threads: int | None = None):
+        try:
+            import torch
+            from executorch.runtime import Runtime
+        except ImportError as exc:
+            raise EmbedderError("running .pte models needs the optional package executorch "
+                                "(pip install 'deepproduct[executorch]')") from exc
+        artefact = artefact or manifest.artefact_for_file(model_path)
+        super().__init__(Path(model_path), manifest, artefact)
+        if artefact.layout != "NCHW":
+            raise EmbedderError(f"{model_path}: ExecuTorch models take NCHW input, the manifest says {artefact.layout}")
+        self._torch = torch
+        if threads is not None:
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+            _unsafe_reset_threadpool(int(threads))
+        try:
+            self.method = Runtime.get().load_program(str(model_path)).load_method("forward")
+        except Exception as exc:  # the bindings raise RuntimeError variants (e.g. a missing backend)
+            raise EmbedderError(f"{model_path}: the ExecuTorch runtime cannot load 'forward' ({exc})") from exc
+        size = self.spec.input_size
+        shape = list(self.method.metadata.input_tensor_meta(0).sizes())
+        if shape != [1, 3, size, size]:
+            raise EmbedderError(f"{model_path}: input shape {shape} does not match the manifest's NCHW "
+                                f"[1, 3, {size}, {size}]")
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        outs = []
+        for i in range(batch.shape[0]):
+            x = self._torch.from_numpy(np.ascontiguousarray(batch[i:i + 1], dtype=np.float32))
+            outs.append(self.method.execute([x])[0].numpy())
+        return np.concatenate(outs, axis=0)
+
+
 def resolve_artefact(model: str | os.PathLike, format: str = "onnx", precision: str = "fp32"
                      ) -> tuple[ModelManifest, Artefact, Path]:
     """A model folder (manifest + artefacts) or one artefact file next to its manifest."""
@@ -239,4 +283,7 @@ def load_embedder(model: str | os.PathLike, format: str = "onnx", precision: str
         return OnnxEmbedder(file, manifest, artefact, threads=threads, **kwargs)
     if artefact.format == "tflite":
         return LiteRTEmbedder(file, manifest, artefact, threads=threads)
-    raise EmbedderError(f"{file}: no Python runtime for format {artefact.format!r} (onnx and tflite are supported)")
+    if artefact.format == "executorch":
+        return ExecuTorchEmbedder(file, manifest, artefact, threads=threads)
+    raise EmbedderError(f"{file}: no Python runtime for format {artefact.format!r} "
+                        "(onnx, tflite and executorch are supported)")

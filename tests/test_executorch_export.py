@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from deepproduct.export.errors import ExportError
+from deepproduct.export.executorch_export import structure_problems
+from deepproduct.export.manifest import minimal_manifest, write_manifest
 from deepproduct.export.model_info import ModelInfo
-from deepproduct.sdk.preprocessing import PreprocessingSpec
+from deepproduct.sdk.bundle import BundleError, write_bundle
+from deepproduct.sdk.embedders import load_embedder
+from deepproduct.sdk.gallery_index import GalleryIndex
+from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image
 from deepproduct.training.checkpoint import embedding_space_id
 from deepproduct.training.models import build_embedding_net
 
@@ -55,11 +63,22 @@ def test_xnnpack_forms_compute_the_same_function():
     assert "aten.linalg_vector_norm.default" not in targets and "aten.rsqrt.default" in targets
 
 
-@pytest.mark.slow
-def test_fp32_pte_runs_in_the_executorch_runtime(tmp_path):
+@pytest.fixture(scope="module")
+def fp32_export(tmp_path_factory):
+    """One tiny fp32 .pte in a model folder with its manifest (shared: each export costs seconds)."""
     model, info = _tiny()
-    path = tmp_path / "model_fp32.pte"
-    summary = el.export_xnnpack_fp32(model, info, path)
+    folder = tmp_path_factory.mktemp("pte")
+    summary = el.export_xnnpack_fp32(model, info, folder / "model_fp32.pte")
+    m = minimal_manifest([("model_fp32.pte", "executorch", "fp32")], embedding_dim=16, input_size=info.input_size,
+                         embedding_space_id=info.embedding_space_id, mean=info.mean, std=info.std)
+    write_manifest(folder, m)
+    return model, info, folder, summary
+
+
+@pytest.mark.slow
+def test_fp32_pte_runs_in_the_executorch_runtime(fp32_export):
+    model, info, folder, summary = fp32_export
+    path = folder / "model_fp32.pte"
     assert summary.fully_delegated and summary.backends == {el.XNNPACK: 1}
     assert summary.delegated_op_counts["aten.convolution.default"] == 3
     facts = el.pte_facts(path)
@@ -67,6 +86,9 @@ def test_fp32_pte_runs_in_the_executorch_runtime(tmp_path):
     assert {"forward", el.METADATA_METHOD, "input_name", "output_name"} <= set(facts["methods"])
     meta = el.read_metadata(path)
     assert meta["deepproduct.embedding_space_id"] == info.embedding_space_id
+    assert structure_problems(path, "executorch", info.embedding_space_id) == []
+    assert "embedding space" in structure_problems(path, "executorch", "f" * 64)[0]
+    assert "CoreMLBackend delegate" in structure_problems(path, "executorch-coreml", info.embedding_space_id)[0]
     images = _images(6, info.input_size)
     got = el.run_pte(path, images, threads=1)
     with torch.no_grad():
@@ -74,6 +96,36 @@ def test_fp32_pte_runs_in_the_executorch_runtime(tmp_path):
     assert got.shape == (6, 16)
     assert _cosine(got, want).min() >= 0.9999
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_sdk_embeds_a_photo_through_the_pte(fp32_export, tmp_path):
+    model, info, folder, _ = fp32_export
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(4)
+    Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8).repeat(2, 0).repeat(2, 1)).save(photo)
+    embedder = load_embedder(folder, "executorch", "fp32", threads=1)
+    got = embedder.embed([photo])
+    x = preprocess_image(photo, PreprocessingSpec.for_input_size(info.input_size))
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    assert _cosine(got, want)[0] >= 0.9999
+
+
+@pytest.mark.slow
+def test_android_bundle_can_ship_the_pte(fp32_export, tmp_path):
+    _, info, folder, _ = fp32_export
+    rng = np.random.default_rng(0)
+    index = GalleryIndex.from_embeddings(rng.normal(size=(3, 16)).astype(np.float32), ["a", "b", "c"],
+                                         [{}] * 3, embedding_space_id=info.embedding_space_id).save(tmp_path / "g.dpindex")
+    out = write_bundle(folder, index, tmp_path / "android", "android", runtime="executorch")
+    desc = json.loads((out / "bundle.json").read_text())
+    assert desc["models"] == [{"file": "model_fp32.pte", "format": "executorch", "precision": "fp32"}]
+    assert (out / "model_fp32.pte").read_bytes() == (folder / "model_fp32.pte").read_bytes()
+    with pytest.raises(BundleError, match="needs a tflite model"):  # LiteRT stays the default
+        write_bundle(folder, index, tmp_path / "android2", "android")
+    with pytest.raises(BundleError, match="runs tflite or executorch models, not 'coreml'"):
+        write_bundle(folder, index, tmp_path / "android3", "android", runtime="coreml")
 
 
 @pytest.mark.slow
@@ -114,3 +166,55 @@ def test_unreadable_pte_is_one_line_error(tmp_path):
     bad.write_bytes(b"not a program")
     with pytest.raises(ExportError, match="model_fp32.pte: not a readable ExecuTorch program"):
         el.pte_facts(bad)
+
+
+@pytest.mark.slow
+def test_bench_rows_for_one_and_two_threads(fp32_export):
+    from deepproduct.benchmarks.model_bench import bench_models
+
+    _, _, folder, _ = fp32_export
+    records = bench_models(folder, threads=[1, 2], runs=5, warmup=1, throughput_batch=4, throughput_runs=1,
+                           progress=False)
+    latency = {(r["artefact"], r["threads"], r["batch"]) for r in records if r["kind"] == "latency"}
+    assert latency == {("executorch/fp32", 1, 1), ("executorch/fp32", 2, 1)}
+    row = next(r for r in records if r["kind"] == "latency")
+    assert row["runtime"] == "executorch-xnnpack" and row["median_ms"] > 0
+    skipped = [r for r in records if r["kind"] == "skipped"]
+    assert skipped and all("batch 1" in r["reason"] for r in skipped)  # fixed batch, said so
+
+
+@pytest.mark.slow
+def test_dp_export_writes_pte_with_delegation_runtime_parity_and_card(tiny_manifest, tmp_path):
+    """dp-export --formats executorch,executorch-coreml: manifest, parity, model card, verify."""
+    from click.testing import CliRunner
+
+    from deepproduct.export.cli import main
+    from deepproduct.training.checkpoint import model_config_of, save_checkpoint
+
+    model, _ = _tiny()
+    ckpt = save_checkpoint(tmp_path / "tiny", model, model_config=model_config_of(model))
+    out = tmp_path / "export"
+    result = CliRunner().invoke(main, ["export", str(ckpt), "--out", str(out), "--formats",
+                                       "executorch,executorch-coreml", "--quantize", "none,int8",
+                                       "--calib", str(tiny_manifest), "--calib-count", "16", "--no-clients"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    manifest = json.loads((out / "manifest.json").read_text())
+    entries = {a["file"]: a for a in manifest["artefacts"]}
+    assert set(entries) == {"model_fp32.pte", "model_int8.pte", "model_fp16.coreml.pte"}
+    for name in ("model_fp32.pte", "model_int8.pte"):
+        a = entries[name]
+        assert a["delegation"]["fully_delegated"] and a["delegation"]["backends"] == {"XnnpackBackend": 1}
+        assert [r["runtime"] for r in a["parity"]] == ["executorch runtime (XNNPACK)"]
+        assert a["parity"][0]["passed"] and a["parity"][0]["images"] == manifest["parity"]["images"]
+    assert entries["model_fp32.pte"]["parity"][0]["cosine_min"] >= 0.9999
+    assert entries["model_int8.pte"]["parity"][0]["recall_gate"] is not None  # the int8 Recall@1 gate ran
+    coreml = entries["model_fp16.coreml.pte"]
+    assert coreml["delegation"]["backends"] == {"CoreMLBackend": 1} and coreml["parity"] == []
+    assert coreml["runtime_check"].startswith("structural checks only")
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlicense: apache-2.0") and "model_int8.pte via executorch runtime (XNNPACK)" in card
+    verify = CliRunner().invoke(main, ["verify", str(out), "--no-clients"])
+    assert verify.exit_code == 0, verify.output
+    (out / "README.md").write_text(card.replace("Intended use", "Intended uses"))
+    verify = CliRunner().invoke(main, ["verify", str(out), "--no-clients"])
+    assert verify.exit_code != 0 and "README.md" in verify.output

@@ -10,19 +10,30 @@ DEMO ?= runs/demo
 SEED ?= 0
 PRODUCTS ?= 400
 
-.PHONY: setup demo demo-stages test test-fast test-sdk-alone lint test-python test-android test-ios test-web clean
+.PHONY: setup transfer-sources demo demo-stages test test-fast test-sdk-alone lint test-python test-android test-ios test-web clean
 
 setup: $(STAMP)
 	@# Isolated environments for the TFLite Task Library (protobuf<4) and MediaPipe clients
 	@# (idempotent: a quick check when they are up to date).
 	bash export/setup_client_envs.sh
+	@$(MAKE) --no-print-directory transfer-sources
+
+# Debian packages whose photographs `dp-data transfer` builds the real-image transfer benchmark
+# from (docs/transfer-benchmark.md); the pip sources come with the extras above.
+TRANSFER_APT := tuxpaint-stamps-default lomiri-wallpapers-16.04
+transfer-sources:
+	@missing=$$(for p in $(TRANSFER_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing) || \
+	  echo "transfer-sources: could not install $$missing (needs root and apt); dp-data transfer will use the pip sources only"; \
+	fi
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt -e '.[train,export,bench,dev,litert,executorch]'
 	touch $@
 
-CKPT := $(DEMO)/train/robust_multitask/checkpoints/last.safetensors
+CKPT := $(DEMO)/train/contrastive_pca/checkpoints/last.safetensors
 DP_MANIFEST := $(DEMO)/data/manifest.csv
 # Every training run reads this DEMO's data and writes under it (the configs default to runs/demo).
 DEMO_TRAIN = out_dir=$(DEMO)/train data.manifest=$(DP_MANIFEST)
@@ -36,14 +47,17 @@ demo: setup
 demo-stages:
 	@echo "== 1/5 embedded benchmark data"
 	$(BIN)/dp-data synth --out $(DEMO)/data --products $(PRODUCTS) --seed $(SEED)
-	@echo "== 2/5 training: off-the-shelf, classical contrastive, robust contrastive + multitask"
+	@# The default (configs/demo.yaml) is classical contrastive + PCA head; its log also holds the
+	@# trained head before the projection (the classical contrastive row). The former default,
+	@# robust contrastive + distillation with its trained head, is the comparison row.
+	@echo "== 2/5 training: off-the-shelf, contrastive + PCA head (default), robust contrastive + multitask"
 	$(BIN)/dp-train --config configs/demo.yaml --eval-only --off-the-shelf --quiet name=offtheshelf seed=$(SEED) $(DEMO_TRAIN)
-	$(BIN)/dp-train --config configs/demo_contrastive.yaml seed=$(SEED) $(DEMO_TRAIN)
 	$(BIN)/dp-train --config configs/demo.yaml seed=$(SEED) $(DEMO_TRAIN)
+	$(BIN)/dp-train --config configs/demo_robust_multitask.yaml seed=$(SEED) $(DEMO_TRAIN)
 	$(BIN)/python -m deepproduct.training.report --out $(DEMO)/report/10-training.md \
 	  --baseline $(DEMO)/train/offtheshelf/eval.json \
-	  --run "classical contrastive=$(DEMO)/train/classical_contrastive" \
-	  --run "robust contrastive + multitask=$(DEMO)/train/robust_multitask"
+	  --run "classical contrastive + PCA head (default)=$(DEMO)/train/contrastive_pca" \
+	  --run "robust contrastive + multitask, trained head=$(DEMO)/train/robust_multitask"
 	@echo "== 3/5 export: ONNX, TFLite, Core ML (fp32 + int8) with parity checks"
 	$(BIN)/dp-export export $(CKPT) --out $(DEMO)/export --overwrite --calib $(DP_MANIFEST) \
 	  --formats onnx,tflite,coreml --quantize none,int8 --report $(DEMO)/report/20-export.md
@@ -59,7 +73,7 @@ demo-stages:
 	$(BIN)/dp-search evaluate --index $(DEMO)/search/catalogue-int8.dpindex --model $(DEMO)/export \
 	  --queries $(DP_MANIFEST) --json --no-progress > $(DEMO)/search/sdk-int8.json
 	$(BIN)/python -m deepproduct.benchmarks.search_stage_report \
-	  --training $(DEMO)/train/robust_multitask/summary.json \
+	  --training $(DEMO)/train/contrastive_pca/summary.json \
 	  --sdk-float32 $(DEMO)/search/sdk-float32.json --sdk-int8 $(DEMO)/search/sdk-int8.json \
 	  --contact-sheet contact_sheet.png --out $(DEMO)/report/30-search.md
 	@echo "== 5/5 short host benchmark"

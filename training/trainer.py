@@ -55,6 +55,7 @@ from .models.projection import (
 )
 from .progress import progress_bar
 from .retrieval_eval import evaluate_retrieval
+from .transfer_eval import TransferEval
 
 
 def pick_device(name: str) -> torch.device:
@@ -153,6 +154,10 @@ class Trainer:
             raise DataError(f"{cfg.data.manifest}: no rows with split=train")
         check_images_exist(self.train_items, self.manifest)
         check_images_exist(test_items, self.manifest)
+        # The real-image transfer set, scored beside the held-out split (training/transfer_eval.py).
+        self.transfer = (TransferEval(cfg.eval.transfer_manifest, cfg.data.image_size, self.manifest,
+                                      cfg.eval.transfer_max_products, cfg.seed)
+                         if cfg.eval.transfer_manifest else None)
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.device)
@@ -347,9 +352,18 @@ class Trainer:
         if self._eval_set is None:
             items, _ = items_for_split(self.manifest, "test")
             self._eval_set = EvalImages(items, self.cfg.data.image_size, cache=True)
-        return evaluate_retrieval(self.model, self.manifest, self.cfg.data.image_size, self.device,
-                                  batch_size=self.cfg.data.eval_batch_size, off_the_shelf=off_the_shelf,
-                                  progress=self.progress, eval_set=self._eval_set)
+        metrics = evaluate_retrieval(self.model, self.manifest, self.cfg.data.image_size, self.device,
+                                     batch_size=self.cfg.data.eval_batch_size, off_the_shelf=off_the_shelf,
+                                     progress=self.progress, eval_set=self._eval_set)
+        return metrics | self._transfer_metrics(off_the_shelf)
+
+    def _transfer_metrics(self, off_the_shelf: bool = False) -> dict[str, Any]:
+        """Transfer-set Recall@K of the head and of the pooled features ({} without a transfer set);
+        off the shelf there is no trained head, so only the pooled figures are kept."""
+        if self.transfer is None:
+            return {}
+        out = self.transfer(self.model, self.device, self.cfg.data.eval_batch_size)
+        return {k: v for k, v in out.items() if "/pooled/" in k or "/recall@" not in k} if off_the_shelf else out
 
     def train(self) -> TrainResult:
         cfg = self.cfg
@@ -360,6 +374,9 @@ class Trainer:
                 (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
         dataset = TrainImages(self.train_items, cfg.data.image_size, cfg.data.augment)
         seen, elapsed = 0, 0.0
+        if self.transfer is not None and cfg.eval.transfer_at_start and self.start_epoch == 0 and self.dist.is_main:
+            # The starting point (pretrained, or the initialised head) on the transfer set: epoch 0 of its curves.
+            self._log({"type": "transfer", "stage": "start", "epoch": 0, "step": 0, **self._transfer_metrics()})
         metrics: dict[str, Any] = {}
         for epoch in range(self.start_epoch, cfg.optim.epochs):
             torch.manual_seed(epoch_seed(cfg.seed, epoch))

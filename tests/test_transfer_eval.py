@@ -1,0 +1,85 @@
+"""Transfer evaluation inside training runs (``eval.transfer_manifest``): the same numbers as the
+ordinary evaluation path, logged every epoch and at the start, and the bad-input errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_trainer import tiny_overrides
+
+from deepproduct.sdk.dataset_manifest import read_dataset_manifest, write_dataset_manifest
+from deepproduct.training.config import load_config
+from deepproduct.training.data.product_dataset import DataError, EvalImages, items_for_split
+from deepproduct.training.evaluation import recall_at_k
+from deepproduct.training.retrieval_eval import embed_items
+from deepproduct.training.trainer import Trainer
+from deepproduct.training.transfer_eval import TransferEval
+
+
+def _as_transfer(manifest: Path, out_csv: Path) -> Path:
+    """The tiny set's test rows under new ``tr-`` product ids: a transfer set disjoint from its training."""
+    m = read_dataset_manifest(manifest)
+    rows = [dataclasses.replace(r, product_id=f"tr-{r.product_id}",
+                                path=os.path.relpath(m.abspath(r), out_csv.parent)) for r in m.select(split="test")]
+    return write_dataset_manifest(rows, out_csv)
+
+
+def test_scores_equal_the_ordinary_evaluation_path(tiny_manifest, tmp_path):
+    csv = _as_transfer(tiny_manifest, tmp_path / "transfer.csv")
+    cfg = load_config(None, tiny_overrides(tiny_manifest, tmp_path))
+    trainer = Trainer(cfg, progress=False, eval_only=True)
+    te = TransferEval(csv, 64, trainer.manifest)
+    got = te(trainer.model, torch.device("cpu"), batch_size=5)
+    # The reference: the trainer's own embedding helper, head and off-the-shelf pooled, one at a time.
+    items, _ = items_for_split(read_dataset_manifest(csv), "test")
+    ds = EvalImages(items, 64)
+    labels = np.array([it.label for it in items])
+    q = np.array([it.domain == 1 for it in items])
+    for key, off in (("transfer/recall@", False), ("transfer/pooled/recall@", True)):
+        emb = embed_items(trainer.model, ds, torch.device("cpu"), 16, off_the_shelf=off, progress=False)
+        ref = recall_at_k(emb[q], labels[q], emb[~q], labels[~q], (1, 5, 10))
+        for k in (1, 5, 10):
+            assert got[f"{key}{k}"] == pytest.approx(ref[f"recall@{k}"], abs=1e-9)
+    assert got["transfer/queries"] == int(q.sum()) and got["transfer/gallery"] == int((~q).sum())
+    sub = TransferEval(csv, 64, trainer.manifest, max_products=3)
+    assert len(set(sub.labels)) == 3 and sub.is_query.sum() < q.sum()
+
+
+def test_training_logs_transfer_each_epoch_and_at_start(tiny_manifest, tmp_path):
+    csv = _as_transfer(tiny_manifest, tmp_path / "transfer.csv")
+    cfg = load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="t", **{
+        "eval.transfer_manifest": str(csv), "optim.steps_per_epoch": 2}))
+    result = Trainer(cfg, progress=False).train()
+    records = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    start = [r for r in records if r["type"] == "transfer"]
+    evals = [r for r in records if r["type"] == "eval"]
+    assert len(start) == 1 and start[0]["epoch"] == 0 and "transfer/pooled/recall@1" in start[0]
+    assert len(evals) == 2
+    for r in evals:
+        assert 0.0 <= r["transfer/recall@1"] <= r["transfer/recall@10"] <= 1.0
+        assert 0.0 <= r["transfer/pooled/recall@1"] <= 1.0 and "recall@1" in r
+    assert result.final_metrics["transfer/recall@1"] == evals[-1]["transfer/recall@1"]
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert "transfer/pooled/recall@1" in summary["final"]
+
+
+def test_transfer_set_sharing_training_products_or_missing_is_an_error(tiny_manifest, tmp_path):
+    with pytest.raises(DataError, match=r"shares \d+ product id\(s\) with the training split"):
+        Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, **{
+            "eval.transfer_manifest": str(tiny_manifest)})), progress=False)
+    with pytest.raises(DataError, match="eval.transfer_manifest: .*nope.csv"):
+        Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, **{
+            "eval.transfer_manifest": str(tmp_path / "nope.csv")})), progress=False)
+    shop_only = tmp_path / "shop_only.csv"
+    m = read_dataset_manifest(_as_transfer(tiny_manifest, tmp_path / "t.csv"))
+    write_dataset_manifest([dataclasses.replace(r, path=os.path.relpath(m.abspath(r), tmp_path))
+                            for r in m.rows if r.domain == "shop"], shop_only)
+    with pytest.raises(DataError, match="needs test rows of both domains"):
+        Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, **{
+            "eval.transfer_manifest": str(shop_only)})), progress=False)

@@ -44,12 +44,14 @@ def _run(*args: str) -> None:
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow  # the tiny export fixture converts to TFLite
 def test_onnx_graph_counts_fp32_and_int8(tiny_export: Path) -> None:
     for name in ("model_fp32.onnx", "model_int8.onnx"):
         counts = onnx_graph_counts(tiny_export / name)
         assert (counts.macs, counts.params) == (TINY_MACS, TINY_PARAMS), name
 
 
+@pytest.mark.slow  # the tiny export fixture converts to TFLite
 def test_models_smoke(tiny_export: Path, tmp_path: Path) -> None:
     out = tmp_path / "host.jsonl"
     _run("models", str(tiny_export), "--runs", "3", "--warmup", "1", "--threads", "1", "--batch", "4",
@@ -68,6 +70,7 @@ def test_models_smoke(tiny_export: Path, tmp_path: Path) -> None:
     assert [s["artefact"] for s in skipped] == ["coreml/fp16"]
 
 
+@pytest.mark.slow  # the tiny export fixture converts to TFLite
 def test_accuracy_smoke(tiny_export: Path, tiny_manifest: Path, tmp_path: Path) -> None:
     out = tmp_path / "acc.jsonl"
     _run("accuracy", str(tiny_export), "--data", str(tiny_manifest), "--out", str(out))
@@ -79,6 +82,7 @@ def test_accuracy_smoke(tiny_export: Path, tiny_manifest: Path, tmp_path: Path) 
     assert acc["onnx/fp32"]["queries"] > 0 and 0.0 <= acc["onnx/int8"]["recall@1"] <= 1.0
 
 
+@pytest.mark.slow  # the tiny export fixture converts to TFLite
 def test_profile_smoke(tiny_export: Path, tmp_path: Path) -> None:
     md = tmp_path / "profile.md"
     out = tmp_path / "prof.jsonl"
@@ -115,6 +119,7 @@ def test_search_smoke() -> None:
             found[("sdk-GalleryIndex", "int8", batch)]["overlap_at_k"]
 
 
+@pytest.mark.slow  # the tiny export fixture converts to TFLite
 def test_quick_writes_a_report(tiny_export: Path, tmp_path: Path) -> None:
     _run("quick", str(tiny_export), "--out-dir", str(tmp_path / "bench"), "--search-sizes", "1000", "--only", "onnx")
     text = (tmp_path / "bench" / "report.md").read_text()

@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from test_trainer import tiny_overrides
 
 
+@pytest.mark.slow  # two torchrun processes train
 def test_torchrun_two_processes_gloo(tiny_manifest, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

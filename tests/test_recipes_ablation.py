@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -13,6 +14,7 @@ from deepproduct.training.ablation import main as ablation
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+@pytest.mark.slow  # trains every recipe
 def test_ablation_writes_table_json_and_plot(tiny_manifest, tmp_path):
     spec = yaml.safe_load((CONFIGS / "ablation.yaml").read_text())
     spec["common"].update({"model.backbone": "tiny_cnn", "model.pretrained": False, "model.embedding_dim": 16,

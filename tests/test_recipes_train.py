@@ -49,6 +49,7 @@ def _records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # trains and exports every recipe
 @pytest.mark.parametrize("recipe", ALL)
 def test_recipe_trains_and_exports_with_the_default_contract(recipe, tiny_manifest, tiny_weights, tmp_path):
     extra = {"model.pretrained": tiny_weights} if recipe == "robust_multitask" else {}

@@ -31,6 +31,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # generates the data set three times
 def test_bit_identical_for_a_seed_whatever_the_worker_count(tiny: DatasetManifest, tmp_path: Path) -> None:
     generate_synthetic_dataset(tmp_path / "b", n_products=N_PRODUCTS, seed=7, test_fraction=0.3,
                                n_distractors=N_DISTRACTORS, image_size=SIZE, workers=2)

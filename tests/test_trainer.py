@@ -29,6 +29,7 @@ def tiny_overrides(manifest: Path, out: Path, **extra) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
+@pytest.mark.slow  # a real training run
 def test_train_writes_log_checkpoint_and_summary(tiny_manifest, tmp_path):
     cfg = load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="a"))
     result = Trainer(cfg, progress=False).train()
@@ -47,6 +48,7 @@ def test_train_writes_log_checkpoint_and_summary(tiny_manifest, tmp_path):
     assert result.final_metrics["recall@1"] == evals[-1]["recall@1"]
 
 
+@pytest.mark.slow  # two training runs
 def test_resume_equals_uninterrupted_run(tiny_manifest, tmp_path):
     full = Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="full")), progress=False)
     full.train()
@@ -65,6 +67,7 @@ def test_resume_equals_uninterrupted_run(tiny_manifest, tmp_path):
         torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.slow  # pretrained backbone + teacher
 def test_distillation_multitask_runs_on_pretrained_backbone(tiny_manifest, tmp_path):
     cfg = load_config(None, tiny_overrides(
         tiny_manifest, tmp_path, name="distil", **{"model.backbone": "efficientnet_lite0",

@@ -70,3 +70,59 @@ def test_interrupted_save_keeps_previous(tmp_path: Path, monkeypatch):
         save_checkpoint(tmp_path / "ck", _model(1), model_config=model_config_of(model))
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _with_optimizer(tmp_path: Path, **config) -> tuple[Path, torch.optim.Optimizer]:
+    model = _model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.rand(2, 3, model.input_size, model.input_size)).sum().backward()
+    opt.step()
+    weights = save_checkpoint(tmp_path / "ck", model, model_config={**model_config_of(model), **config},
+                              trainer_state={"epoch": 1, "step": 4}, optimizer=opt)
+    return weights, opt
+
+
+@pytest.mark.parametrize("version", [99, 0, "1", None])
+def test_unknown_format_version_is_refused(tmp_path: Path, version):
+    """A checkpoint of a layout we do not know is refused by the reader, so dp-export fails clearly."""
+    from click.testing import CliRunner
+
+    from deepproduct.export.cli import main as dp_export
+
+    weights, _ = _with_optimizer(tmp_path, checkpoint_format_version=version)
+    with pytest.raises(CheckpointError, match=rf"ck\.safetensors: checkpoint_format_version {version!r} is not "
+                                              r"supported \(this version reads 1\)"):
+        load_model(weights)
+    out = tmp_path / "export"
+    result = CliRunner().invoke(dp_export, [str(weights), "--out", str(out), "--formats", "onnx"])
+    assert result.exit_code == 1 and "checkpoint_format_version" in result.output, result.output
+    assert not out.exists() and not list(tmp_path.glob(".export.*"))
+
+
+def test_resume_without_optimiser_state_names_the_missing_file(tmp_path: Path):
+    weights, opt = _with_optimizer(tmp_path)
+    (tmp_path / "ck.optim.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"ck\.optim\.safetensors: missing; --resume needs the optimiser state"):
+        load_trainer_state(weights, opt)
+    assert load_trainer_state(weights)["epoch"] == 1  # the weights and state alone are still readable
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"epoch": 1, "step": ', "not valid JSON"),
+    ("[1, 2]", "no integer 'epoch'"),
+    ('{"epoch": 1, "step": 2}', "no optimizer_param_groups list"),
+    (b"\xff\xfe{}", "not valid JSON"),
+])
+def test_corrupt_trainer_json_names_the_file(tmp_path: Path, text, problem):
+    weights, opt = _with_optimizer(tmp_path)
+    json_path = tmp_path / "ck.json"
+    json_path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(CheckpointError, match=rf"{json_path}: corrupt trainer state.*{problem}"):
+        load_trainer_state(weights, opt)
+
+
+def test_corrupt_optimiser_file_names_it(tmp_path: Path):
+    weights, opt = _with_optimizer(tmp_path)
+    (tmp_path / "ck.optim.safetensors").write_bytes(b"\x00garbage" * 8)
+    with pytest.raises(CheckpointError, match=r"ck\.optim\.safetensors: not a readable safetensors file"):
+        load_trainer_state(weights, opt)

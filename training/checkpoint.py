@@ -86,7 +86,22 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{weights}: not a readable safetensors checkpoint ({exc})") from exc
     if meta.get("format") != "deepproduct-checkpoint" or "model_config" not in meta:
         raise CheckpointError(f"{weights}: not a DeepProduct checkpoint (no model_config metadata)")
-    return json.loads(meta["model_config"])
+    try:
+        cfg = json.loads(meta["model_config"])
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{weights}: model_config metadata is not valid JSON ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{weights}: model_config metadata is not a JSON object")
+    _check_format_version(weights, cfg.get("checkpoint_format_version"))
+    return cfg
+
+
+def _check_format_version(weights: Path, version: Any) -> None:
+    """Refuse a layout this code does not know: guessing would export or resume the wrong thing
+    (every checkpoint we ever wrote carries the key, so a missing one is damage too)."""
+    if type(version) is not int or version != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(f"{weights}: checkpoint_format_version {version!r} is not supported "
+                              f"(this version reads {CHECKPOINT_FORMAT_VERSION})")
 
 
 def build_model_from_config(cfg: dict[str, Any]) -> EmbeddingNet:
@@ -143,7 +158,7 @@ def load_loss_state(path: str | Path, losses: list[nn.Module]) -> None:
         if any(loss.state_dict() for loss in losses):
             raise CheckpointError(f"{target}: missing; the losses of this run have weights to restore")
         return
-    tensors = load_file(str(target))
+    tensors = _load_tensors(target)
     for i, loss in enumerate(losses):
         prefix = f"{i}."
         own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -155,15 +170,37 @@ def load_trainer_state(path: str | Path, optimizer: torch.optim.Optimizer | None
     json_path = base.with_name(base.name + ".json")
     if not json_path.is_file():
         raise CheckpointError(f"no trainer state beside the checkpoint: {json_path}")
-    state = json.loads(json_path.read_text(encoding="utf-8"))
+    try:
+        state = json.loads(json_path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CheckpointError(f"{json_path}: corrupt trainer state, not valid JSON ({exc})") from None
+    for key in ("epoch", "step"):
+        if not isinstance(state, dict) or type(state.get(key)) is not int:
+            raise CheckpointError(f"{json_path}: corrupt trainer state (no integer {key!r})")
     if optimizer is not None:
-        tensors = load_file(str(base.with_name(base.name + ".optim.safetensors")))
+        optim_path = base.with_name(base.name + ".optim.safetensors")
+        if not optim_path.is_file():
+            raise CheckpointError(f"{optim_path}: missing; --resume needs the optimiser state saved beside "
+                                  "the checkpoint (copy it along, or start a new run from the weights)")
+        if not isinstance(state.get("optimizer_param_groups"), list):
+            raise CheckpointError(f"{json_path}: corrupt trainer state (no optimizer_param_groups list)")
+        tensors = _load_tensors(optim_path)
         per_param: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            _, pid, name = key.split(".", 2)
-            per_param.setdefault(int(pid), {})[name] = value
-        optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer_param_groups"]})
+        try:
+            for key, value in tensors.items():
+                _, pid, name = key.split(".", 2)
+                per_param.setdefault(int(pid), {})[name] = value
+            optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer_param_groups"]})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{optim_path}: optimiser state does not fit this run ({exc})") from None
     return state
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
 
 
 def embedding_space_id(model: nn.Module) -> str:

@@ -237,7 +237,7 @@ def bench_cores(indexes: dict[str, Any], gallery_f32: np.ndarray, k: int, runs: 
             sdk = {"items": index.search_arrays(queries[:1], k)[1][0].tolist(),
                    "products": index.search_arrays(queries[:1], k, unique_products=True)[1][0].tolist()}
             for impl, cmd in harnesses:
-                out = subprocess.run([*cmd, str(path), str(qfile), str(k), str(runs), str(max(3, runs // 3))],
+                out = subprocess.run([*cmd, str(path), str(qfile), str(k), str(runs), str(max(20, runs))],
                                      capture_output=True, text=True, timeout=1800, check=False)
                 if out.returncode != 0:
                     raise RuntimeError(f"{impl} search harness failed ({' '.join(cmd)}):\n{out.stderr[-2000:]}")
@@ -248,7 +248,7 @@ def bench_cores(indexes: dict[str, Any], gallery_f32: np.ndarray, k: int, runs: 
                         "search", machine=describe_host(), run_id=run_id,
                         impl=f"{impl}{'-products' if doc['mode'] == 'products' else ''}", storage=storage,
                         gallery_size=len(index), dim=index.dim, batch=1, k=k, threads=1, runs=int(doc["runs"]),
-                        warmup=max(3, runs // 3), median_ms=round(doc["median_ms"], 4),
+                        warmup=max(20, runs), median_ms=round(doc["median_ms"], 4),
                         p90_ms=round(doc["p90_ms"], 4), min_ms=round(doc["min_ms"], 4), index_bytes=scanned,
                         bytes_scanned=scanned, bandwidth_bound_ms=round(scan_bound_ms(scanned, gbps), 4),
                         data="clustered-unit-gaussian", agrees_with_sdk=doc["positions"] == sdk[doc["mode"]]))

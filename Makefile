@@ -60,7 +60,7 @@ demo-stages:
 	  --run "robust contrastive + multitask, trained head=$(DEMO)/train/robust_multitask"
 	@echo "== 3/5 export: ONNX, TFLite, Core ML (fp32 + int8) with parity checks"
 	$(BIN)/dp-export export $(CKPT) --out $(DEMO)/export --overwrite --calib $(DP_MANIFEST) \
-	  --formats onnx,tflite,coreml --quantize none,int8 --report $(DEMO)/report/20-export.md
+	  --formats onnx,tflite,coreml,executorch,executorch-coreml --quantize none,int8 --report $(DEMO)/report/20-export.md
 	@echo "== 4/5 search through the SDK: index held-out shop images, query with held-out phone photos"
 	mkdir -p $(DEMO)/search
 	$(BIN)/dp-search build --model $(DEMO)/export --images $(DP_MANIFEST) --split test --domain shop \

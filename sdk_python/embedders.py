@@ -75,14 +75,31 @@ class Embedder:
     def embed(self, images: Sequence[ImageSource] | np.ndarray) -> np.ndarray:
         """(N, D) float32 unit vectors for image sources, or for an already preprocessed batch."""
         if isinstance(images, np.ndarray):
-            batch = images.astype(np.float32, copy=False)
-            if batch.ndim == 3:
-                batch = batch[None]
+            batch = self._check_batch(images)
+            if not len(batch):
+                return np.zeros((0, self.dim), np.float32)
         else:
             if not len(images):
                 return np.zeros((0, self.dim), np.float32)
             batch = np.concatenate([self.preprocess(img) for img in images], axis=0)
         return _unit(self._run(batch), self.dim, str(self.model_path))
+
+    def _check_batch(self, images: np.ndarray) -> np.ndarray:
+        """A preprocessed batch as the model takes it, or an EmbedderError saying what is wrong with it
+        (instead of a runtime's raw shape/type error, or NaN embeddings blamed on the model)."""
+        size = self.spec.input_size
+        want = (3, size, size) if self.layout == "NCHW" else (size, size, 3)
+        if images.dtype.kind != "f":
+            raise EmbedderError(f"{self.model_path}: embed() got a {images.dtype} array; a preprocessed batch is "
+                                f"floating point (values in [0, 1], see preprocess())")
+        batch = images[None] if images.ndim == 3 else images
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != want:
+            raise EmbedderError(f"{self.model_path}: embed() got an array of shape {images.shape}; this model "
+                                f"takes {self.layout} batches of shape (N, {', '.join(map(str, want))})")
+        batch = batch.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(batch)):
+            raise EmbedderError(f"{self.model_path}: embed() got an array with NaN or infinite values")
+        return batch
 
     def embed_report(self, paths: Sequence[ImageSource], batch_size: int = 32, progress: bool = True,
                      desc: str = "embedding") -> EmbeddingReport:

@@ -75,6 +75,26 @@ def _copy_model(src: Path, dst: Path, **changes) -> Path:
     return dst
 
 
+@pytest.mark.parametrize("make, problem", [
+    (lambda s: np.zeros((2, s, s, 3), np.float32), r"shape \(2, {s}, {s}, 3\); this model takes NCHW batches of "
+                                                   r"shape \(N, 3, {s}, {s}\)"),
+    (lambda s: np.zeros((3, s + 1, s), np.float32), r"shape \(3, {s1}, {s}\)"),
+    (lambda s: np.zeros((s, s), np.float32), r"shape \({s}, {s}\)"),
+    (lambda s: np.zeros((1, 3, s, s), np.uint8), r"got a uint8 array; a preprocessed batch is floating point"),
+    (lambda s: np.array([["x"]]), r"got a <U1 array"),
+    (lambda s: np.full((1, 3, s, s), np.nan, np.float32), r"NaN or infinite values"),
+])
+def test_embed_refuses_a_wrongly_shaped_or_typed_array(model_dir, make, problem):
+    """A clear ValueError naming the model and the problem, not onnxruntime's INVALID_ARGUMENT."""
+    emb = load_embedder(model_dir, threads=1)
+    s = emb.spec.input_size
+    with pytest.raises(EmbedderError, match=problem.format(s=s, s1=s + 1)) as info:
+        emb.embed(make(s))
+    assert isinstance(info.value, ValueError) and str(model_dir) in str(info.value)
+    assert emb.embed(np.zeros((0, 3, s, s), np.float32)).shape == (0, FIXTURE_DIM)
+    assert emb.embed(np.full((3, s, s), 0.5, np.float64)).shape == (1, FIXTURE_DIM)  # one image, any float
+
+
 def test_manifest_disagreements_are_errors(model_dir, catalogue, tmp_path):
     _, items = catalogue
     wrong_dim = load_embedder(_copy_model(model_dir, tmp_path / "dim", embedding_dim=8))

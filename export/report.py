@@ -50,6 +50,14 @@ def render(manifest: dict) -> str:
                     d = e.get(key)
                     cells.append("-" if not d else f"{d['mean']:.4f} / {d['min']:.4f}")
                 lines.append(f"| {file} | {name} | {e.get('version')} | " + " | ".join(cells) + " |")
+    programs = [a for a in manifest["artefacts"] if a.get("delegation")]
+    if programs:
+        lines += ["", "ExecuTorch programs (every op inside a delegate, none on portable kernels):", ""]
+        for a in programs:
+            d = a["delegation"]
+            calls = ", ".join(f"{n} x {b}" for b, n in sorted(d["backends"].items()))
+            note = "" if a.get("runtime_check", "measured") == "measured" else f"; {a['runtime_check']}"
+            lines.append(f"- {a['file']} ({a['size_bytes'] / 1e6:.2f} MB): {d['delegated_ops']} ops in {calls}{note}")
     if manifest.get("warnings"):
         lines += ["", "Warnings:", ""] + [f"- {w}" for w in manifest["warnings"]]
     timings = manifest.get("timings_s") or {}

@@ -54,7 +54,8 @@ def parse_filters(specs: Sequence[str]) -> dict[str, Any] | None:
 model_option = click.option("--model", "model", required=True, type=click.Path(exists=True, path_type=Path),
                             help="Exported model folder (manifest.json + artefacts) or one artefact file.")
 format_option = click.option("--format", "fmt", default="onnx", show_default=True,
-                             type=click.Choice(["onnx", "tflite"]), help="Which artefact runs the model.")
+                             type=click.Choice(["onnx", "tflite", "executorch"]),
+                             help="Which artefact runs the model (executorch: the .pte, needs the executorch extra).")
 precision_option = click.option("--precision", default="fp32", show_default=True, help="Artefact precision.")
 threads_option = click.option("--threads", type=int, default=None, help="Model runtime threads.")
 

@@ -417,7 +417,9 @@ def _coarse_candidates(coarse: CoarseCodes, w: np.ndarray, k: int, rows: np.ndar
             chunk = n // k
             floor = float(scores[:chunk * k].reshape(k, chunk).max(axis=1).min()) - margin
             thr = max(thr, floor)
-        idx = np.flatnonzero(scores >= thr)
+        # Scores are integers, so ">= thr" is ">= ceil(thr)": an integer bound keeps the comparison
+        # in the scores' own dtype (a float bound would widen every int32 score to float64).
+        idx = np.flatnonzero(scores >= math.ceil(thr)) if thr > -np.inf else np.arange(n)
         if idx.size == 0:
             continue
         kept_s.append(scores[idx].astype(np.float64))

@@ -18,6 +18,13 @@ Data: ``OUT/data/manifest.csv``; when it is missing, the embedded benchmark is g
 finished recipe whose effective config is unchanged (``--force`` retrains), so an interrupted
 ablation continues where it stopped.
 
+With a transfer set (``--transfer CSV`` or the config's ``transfer:`` key; a ``dp-data transfer``
+manifest, docs/transfer-benchmark.md) every recipe is also scored on it, with its embedding and
+with its pooled backbone features, and the table gets those two columns.
+
+This module runs the recipes; ``training/ablation_report.py`` turns the rows into the table, the
+plot and the results files.
+
 Besides the trained recipes, the tag-attention model is also scored with a *tagged* gallery (the
 index built server-side with the tag branch) and, optionally, with the CtxYNet re-ranker of the
 top-K (:mod:`deepproduct.training.models.ctx_rerank`); these are extra rows under it.
@@ -41,12 +48,12 @@ import numpy as np
 import torch
 import yaml
 
+from .ablation_report import METRICS, TRANSFER_METRICS, budget_text, markdown_table, write_results
 from .config import ConfigError, TrainConfig, load_config
 
-METRICS = ("recall@1", "recall@5", "recall@10", "map@r")
 RECIPE_KEYS = ("name", "label", "config", "overrides", "eval_only", "off_the_shelf", "tagged_gallery",
                "ctx_rerank")
-TOP_KEYS = ("seed", "products", "baseline", "common", "recipes")
+TOP_KEYS = ("seed", "products", "baseline", "common", "recipes", "transfer")
 
 
 @dataclass
@@ -69,6 +76,7 @@ class AblationSpec:
     baseline: str
     common: dict[str, Any]
     recipes: list[Recipe]
+    transfer: str | None = None  # a transfer-set manifest scored beside the held-out split
 
 
 def load_ablation(path: str | Path) -> AblationSpec:
@@ -95,7 +103,7 @@ def load_ablation(path: str | Path) -> AblationSpec:
         raise ConfigError(f"{path}: recipe names must be unique")
     spec = AblationSpec(path=path, seed=int(raw.get("seed", 0)), products=int(raw.get("products", 400)),
                         baseline=str(raw.get("baseline", "robust_contrastive")), common=dict(raw.get("common") or {}),
-                        recipes=recipes)
+                        recipes=recipes, transfer=raw.get("transfer"))
     if spec.baseline not in names:
         raise ConfigError(f"{path}: baseline {spec.baseline!r} is not one of the recipes ({', '.join(names)})")
     return spec
@@ -110,6 +118,8 @@ def recipe_config(spec: AblationSpec, recipe: Recipe, manifest: Path, runs: Path
     overrides = [_override(k, v) for k, v in {**spec.common, **recipe.overrides}.items()]
     overrides += [_override("data.manifest", str(manifest)), _override("out_dir", str(runs)),
                   _override("name", recipe.name), _override("seed", spec.seed)]
+    if spec.transfer:
+        overrides.append(_override("eval.transfer_manifest", str(spec.transfer)))
     return load_config(config, overrides)
 
 
@@ -216,7 +226,8 @@ def run_recipe(spec: AblationSpec, recipe: Recipe, manifest: Path, runs: Path, f
             summary = json.loads((trainer.out_dir / "summary.json").read_text(encoding="utf-8"))
             row.update(steps=summary["steps"], train_seconds=round(summary["train_seconds"], 1),
                        images_per_s=round(summary["images_per_s"], 2))
-        row.update({k: metrics[k] for k in (*METRICS, "recall@20", "queries", "gallery") if k in metrics})
+        row.update({k: metrics[k] for k in (*METRICS, "recall@20", "queries", "gallery", *TRANSFER_METRICS,
+                                            "transfer/queries") if k in metrics})
         row["wall_seconds"] = round(time.perf_counter() - t0, 1)
         # other processes on a shared machine slow every timing down: keep the context with them
         row["load_average"] = [load_start, _load()]
@@ -253,81 +264,14 @@ def _load() -> float | None:
         return None
 
 
-# -- reporting -------------------------------------------------------------------------------------
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
-
-
-def markdown_table(rows: list[dict[str, Any]], baseline: str) -> str:
-    base = next((r for r in rows if r["name"] == baseline), None)
-    head = ("| recipe | config | Recall@1 | Recall@5 | Recall@10 | MAP@R | R@1 vs robust contrastive "
-            "| train time (s) | img/s | steps |")
-    lines = [head, "|" + "---|" * 10]
-    for r in rows:
-        delta = "-"
-        if base is not None and r["name"] != baseline and "recall@1" in r:
-            delta = f"{100 * (r['recall@1'] - base['recall@1']):+.1f} pts"
-        train = _fmt(r.get("train_seconds"), 0) if r.get("train_seconds") else ("-" if r.get("extra") else "0")
-        lines.append(f"| {r['label']} | {'`' + r['config'] + '`' if r.get('config') else ''} | "
-                     + " | ".join(_fmt(r.get(k)) for k in METRICS)
-                     + f" | {delta} | {train} | {_fmt(r.get('images_per_s'), 1) if r.get('images_per_s') else ''}"
-                     + f" | {r.get('steps', '') if not r.get('extra') else ''} |")
-    return "\n".join(lines)
-
-
-def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [r["label"].strip().replace("  ↳ ", "↳ ") for r in rows]
-    x = np.arange(len(rows))
-    width = 0.2
-    fig, ax = plt.subplots(figsize=(max(9.0, 1.25 * len(rows)), 5.2))
-    for j, key in enumerate(METRICS):
-        vals = [r.get(key, np.nan) for r in rows]
-        bars = ax.bar(x + (j - 1.5) * width, vals, width, label=key.replace("recall", "Recall").replace("map@r", "MAP@R"))
-        if key == "recall@1":
-            ax.bar_label(bars, labels=[_fmt(v, 2) for v in vals], fontsize=7, padding=1)
-    ax.set_xticks(x, [_wrap(s) for s in labels], fontsize=7)
-    ax.set_ylim(0, 1.12)  # headroom above 1.0 for the legend
-    ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel("consumer-to-shop retrieval (test split)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(ncols=4, fontsize=8, loc="upper left")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _wrap(text: str, width: int = 16) -> str:
-    words, lines, line = text.split(), [], ""
-    for w in words:
-        if line and len(line) + 1 + len(w) > width:
-            lines.append(line)
-            line = w
-        else:
-            line = f"{line} {w}".strip()
-    lines.append(line)
-    return "\n".join(lines)
-
-
-def budget_text(spec: AblationSpec, cfg: TrainConfig) -> str:
-    steps = (cfg.optim.steps_per_epoch or 0) * cfg.optim.epochs
-    return (f"{steps} steps ({cfg.optim.epochs} epochs x {cfg.optim.steps_per_epoch}) of P x K = "
-            f"{cfg.data.products_per_batch} x {cfg.data.images_per_product} images at {cfg.data.image_size} px, "
-            f"{cfg.model.backbone} (ImageNet weights) with its first {cfg.model.freeze_stages} stages frozen, "
-            f"AdamW lr {cfg.optim.lr:g} (head x{cfg.optim.head_lr_multiplier:g}), {cfg.optim.warmup_steps} "
-            f"warm-up steps then cosine, {cfg.threads or torch.get_num_threads()} CPU threads")
-
-
 def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = None, force: bool = False,
-                 progress: bool = False, say: Any = print, data: str | Path | None = None) -> list[dict[str, Any]]:
-    """Run the ablation; ``data`` = an existing dataset manifest instead of ``OUT/data``."""
+                 progress: bool = False, say: Any = print, data: str | Path | None = None,
+                 transfer: str | Path | None = None) -> list[dict[str, Any]]:
+    """Run the ablation; ``data`` = an existing dataset manifest instead of ``OUT/data``;
+    ``transfer`` = a transfer-set manifest (overrides the config's ``transfer:``)."""
     spec = load_ablation(config)
+    if transfer is not None:
+        spec.transfer = str(transfer)
     out = Path(out)
     runs = out / "runs"
     manifest = Path(data) if data else ensure_data(out / "data", spec.products, spec.seed, say)
@@ -349,13 +293,15 @@ def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = N
     command = "python -m deepproduct.training.ablation --config " + str(config) + " --out " + str(out)
     if data:
         command += f" --data {data}"
+    if transfer:
+        command += f" --transfer {transfer}"
     partial = (f" This invocation (re)ran {', '.join(only)} (`--only`); the other rows come from earlier "
                "runs with the same effective config." if only else "")
     from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 
     m = read_dataset_manifest(manifest)
     test_rows = m.select(split="test")
-    meta = {"command": command, "seed": spec.seed, "budget": budget_text(spec, ref_cfg),
+    meta = {"command": command, "seed": spec.seed, "budget": budget_text(ref_cfg, torch.get_num_threads()),
             "data": (f"{manifest}: " if data else f"embedded benchmark (`dp-data synth --out {out / 'data'} "
                      f"--products {spec.products} --seed {spec.seed}`): ") + (f"{len(m.products('train'))} training products, "
                      f"{sum(r.domain == 'user' for r in test_rows)} test phone-photo queries against "
@@ -363,19 +309,12 @@ def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = N
                      f"{len(m.products('test'))} test + distractor products"),
             "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}",
             "wall_seconds_this_invocation": round(total, 1), "wall_seconds_all_recipes": round(recipes_total, 1)}
+    if spec.transfer:
+        t_rows = read_dataset_manifest(spec.transfer).rows
+        meta["transfer"] = (f"`{spec.transfer}` ({sum(r.domain == 'user' for r in t_rows)} phone-style queries "
+                            f"against {sum(r.domain == 'shop' for r in t_rows)} shop images)")
     title = f"Recipe ablation, seed {spec.seed}, {ref_cfg.optim.epochs * (ref_cfg.optim.steps_per_epoch or 0)} steps each"
-    write_plot(rows, out / "ablation.png", title)
-    loads = [x for r in rows for x in (r.get("load_average") or []) if x is not None]
-    load_note = (f" The machine's 1-minute load average ranged {min(loads):.1f}-{max(loads):.1f} during the "
-                 "run (other jobs share the CPU; train times and img/s are only comparable between rows "
-                 "run under similar load)." if loads else "")
-    md = [f"Command: `{command}`.{partial}", "", f"Seed: {spec.seed}. Budget per recipe: {meta['budget']}.", "",
-          f"Data: {meta['data']}.", "", markdown_table(rows, spec.baseline), "",
-          f"Machine: {meta['machine']}. Wall time of all recipes (training, evaluation, extra scorings): "
-          f"{recipes_total / 60:.1f} min; this invocation: {total / 60:.1f} min.{load_note} Train time = the "
-          "optimiser steps only (data loading overlaps them; evaluation is not included).", ""]
-    (out / "results.md").write_text("\n".join(md), encoding="utf-8")
-    (out / "results.json").write_text(json.dumps({**meta, "rows": rows}, indent=2), encoding="utf-8")
+    write_results(out, rows, meta, spec.baseline, title, partial, recipes_total, total)
     say(markdown_table(rows, spec.baseline))
     say(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'ablation.png'} ({total / 60:.1f} min)")
     return rows
@@ -389,16 +328,19 @@ def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = N
 @click.option("--only", default=None, help="Comma-separated recipe names (default: all).")
 @click.option("--data", default=None, type=click.Path(dir_okay=False, exists=True),
               help="Use this dataset manifest instead of OUT/data (generated when missing).")
+@click.option("--transfer", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Also score every recipe on this transfer set (dp-data transfer manifest).")
 @click.option("--force", is_flag=True, help="Retrain recipes that finished before with the same config.")
 @click.option("--progress", is_flag=True, help="Show the trainer's progress bars.")
-def main(config: str, out: str, only: str | None, data: str | None, force: bool, progress: bool) -> None:
+def main(config: str, out: str, only: str | None, data: str | None, transfer: str | None, force: bool,
+         progress: bool) -> None:
     """Train every recipe on the same data, seed and step budget; write a table and a bar plot."""
     from .checkpoint import CheckpointError
     from .data.product_dataset import DataError
 
     try:
         run_ablation(config, out, only=[s for s in only.split(",") if s] if only else None, force=force,
-                     progress=progress, say=lambda m: click.echo(m, err=True), data=data)
+                     progress=progress, say=lambda m: click.echo(m, err=True), data=data, transfer=transfer)
     except (ConfigError, DataError, CheckpointError, KeyError, ValueError) as exc:
         click.echo(f"ablation: error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", err=True)
         sys.exit(2)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from .recall_gate import rule_record as gate_rule
 from .report import render as render_report
 from .variants import COSINE_THRESHOLDS, MAX_RECALL_DROP_POINTS, Variant, plan_variants
 from .verify import ArtefactSpec, measure, report_dict
+from .workspace import export_workspace
 
 Say = Callable[[str], None]
 REPORT_FILE = "export_report.md"
@@ -146,17 +145,13 @@ def export(opts: ExportOptions, say: Say = print) -> ExportResult:
     out = opts.out.resolve()
     if out.exists() and not opts.overwrite:
         raise UsageError(f"{out} already exists; pass --overwrite to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    scratch = Path(tempfile.mkdtemp(prefix="dp-export-scratch-"))
-    try:
+    with export_workspace(out) as (tmp, scratch):  # locked; a killed run's leftovers cleaned first
+        if out.exists() and not opts.overwrite:  # e.g. an interrupted swap's previous export, restored
+            raise UsageError(f"{out} already exists; pass --overwrite to replace it")
         result = _export_into(tmp, scratch, opts, variants, skipped, say)
         swap_folder(tmp, out)
         result.out = out
         return result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _export_into(tmp: Path, scratch: Path, opts: ExportOptions, variants: list[Variant],

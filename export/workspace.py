@@ -1,0 +1,87 @@
+"""Where one ``dp-export`` run writes, and how the next run cleans what a killed one left.
+
+An export writes into ``.OUT.tmp-XXXX`` beside ``--out`` (renamed onto it only when every stage
+passed, by :func:`deepproduct.sdk.fileio.swap_folder`) and into a scratch folder in the system
+temporary directory (converter logs, calibration copies, client runs). ``kill -9`` (or a power cut)
+skips the ``finally`` that removes both, so each run first removes its own target's leftovers.
+
+Why that is safe: the whole run holds the SDK's :func:`deepproduct.sdk.locking.folder_lock` on the
+output's parent folder (released by the kernel when a process dies), so while we hold it no other
+DeepProduct writer is live there and every ``.OUT.tmp-*`` / ``.OUT.old-*`` sibling is an orphan.
+The scratch folder's name carries a hash of the resolved ``--out``, so only that target's scratch
+folders are touched (an export to another folder, live or not, is never). A second export into
+the same parent folder at the same time fails at once with a clear message.
+
+A kill between ``swap_folder``'s two renames leaves no ``OUT`` but the previous export complete in
+``.OUT.old-XXXX``: the next run puts it back first, so the target is always the old or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from deepproduct.sdk.locking import folder_lock, ordinary_dir_mode
+
+from .errors import ExportError
+
+SCRATCH_PREFIX = "dp-export-scratch-"
+
+
+def scratch_prefix(out: Path) -> str:
+    """``dp-export-scratch-<12 hex of the resolved --out>-``: whose scratch folder it is."""
+    return f"{SCRATCH_PREFIX}{hashlib.sha256(str(out).encode()).hexdigest()[:12]}-"
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_leftovers(out: Path) -> list[Path]:
+    """Remove (or, for an interrupted swap, restore) what killed runs for ``out`` left; the caller
+    holds the folder lock. Returns the paths removed."""
+    siblings = sorted(out.parent.glob(f".{glob.escape(out.name)}.*"))
+    olds = [p for p in siblings if p.name.startswith(f".{out.name}.old-") and p.is_dir() and not p.is_symlink()]
+    if not os.path.lexists(out):
+        restorable = [p for p in olds if (p / "manifest.json").is_file()]
+        if restorable:  # killed between swap_folder's renames: the previous export, complete
+            os.rename(restorable[-1], out)
+    removed = []
+    for p in siblings:
+        if os.path.lexists(p) and (p.name.startswith(f".{out.name}.tmp-") or p.name.startswith(f".{out.name}.old-")):
+            _remove(p)
+            removed.append(p)
+    for p in Path(tempfile.gettempdir()).glob(glob.escape(scratch_prefix(out)) + "*"):
+        if p.is_dir() and not p.is_symlink() and p.stat().st_uid == os.getuid():  # ours, not another user's
+            _remove(p)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def export_workspace(out: Path) -> Iterator[tuple[Path, Path]]:
+    """Lock ``out``'s parent, clean this target's leftovers, and yield ``(tmp, scratch)``: the folder
+    that becomes ``out`` (ordinary permissions, not ``mkdtemp``'s 0700) and the scratch folder; both
+    are removed on exit, whatever happens."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out.parent, out, ExportError):
+        clean_leftovers(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        scratch = None
+        try:
+            os.chmod(tmp, ordinary_dir_mode())  # a web server running as another user must read the export
+            scratch = Path(tempfile.mkdtemp(prefix=scratch_prefix(out)))
+            yield tmp, scratch
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)

@@ -72,6 +72,7 @@ def test_unknown_format_or_quantisation(tmp_path, tiny_checkpoint, images, optio
     _assert_nothing_written(out)
 
 
+@pytest.mark.slow  # the parity set (embedded benchmark) is built before the calibration folder is read: ~2 min under load
 def test_calibration_folder_without_readable_images(tmp_path, tiny_checkpoint):
     junk = tmp_path / "junk"
     junk.mkdir()
@@ -128,6 +129,7 @@ def test_architecture(request):
     return register
 
 
+@pytest.mark.slow  # a Core ML conversion
 def test_coreml_refuses_a_model_it_cannot_fold_the_normalisation_into(tmp_path, images, test_architecture):
     test_architecture("test_warp", _build_warp)
     model = _build_warp({"backbone": "tiny_cnn", "embedding_dim": 16}, "avg").eval()

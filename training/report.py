@@ -38,7 +38,8 @@ def plot_curves(runs: dict[str, dict], baseline: dict[str, Any] | None, out_png:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    transfer = any(TRANSFER_KEY in r for run in runs.values() for r in run["log"])
+    fig, axes = plt.subplots(1, 4 if transfer else 3, figsize=(20 if transfer else 15, 4.2))
     for label, run in runs.items():
         train = [r for r in run["log"] if r["type"] == "train"]
         evals = [r for r in run["log"] if r["type"] == "eval"]
@@ -55,6 +56,8 @@ def plot_curves(runs: dict[str, dict], baseline: dict[str, Any] | None, out_png:
                     label=label)
     axes[2].set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(KS))], [f"R@{k}" for k in KS])
     axes[2].set(title="held-out Recall@K", ylabel="%")
+    if transfer:
+        plot_transfer_curves(axes[3], runs, baseline)
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -62,6 +65,56 @@ def plot_curves(runs: dict[str, dict], baseline: dict[str, Any] | None, out_png:
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
+
+
+TRANSFER_KEY, TRANSFER_POOLED_KEY = "transfer/recall@1", "transfer/pooled/recall@1"
+
+
+def transfer_curve(run: dict[str, Any], key: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of one transfer metric: the start record (epoch 0) and every epoch's eval."""
+    recs = [r for r in run["log"] if key in r and (r["type"] == "transfer" or
+                                                    (r["type"] == "eval" and r.get("stage") != "projection"))]
+    return [r["epoch"] for r in recs], [r[key] for r in recs]
+
+
+def plot_transfer_curves(ax: Any, runs: dict[str, dict], baseline: dict[str, Any] | None) -> None:
+    """Transfer-set Recall@1 per epoch: the embedding (solid) and the pooled backbone (dashed) of each
+    run, so a collapsing head or a forgetting backbone shows while it happens."""
+    for label, run in runs.items():
+        epochs, head = transfer_curve(run, TRANSFER_KEY)
+        line = ax.plot(epochs, [100 * v for v in head], marker="o", label=f"{label}: embedding")[0]
+        epochs, pooled = transfer_curve(run, TRANSFER_POOLED_KEY)
+        ax.plot(epochs, [100 * v for v in pooled], ls="--", marker=".", color=line.get_color(),
+                label=f"{label}: pooled backbone")
+    if baseline and TRANSFER_POOLED_KEY in baseline:
+        ax.axhline(100 * baseline[TRANSFER_POOLED_KEY], color="grey", ls=":", label="off-the-shelf pooled")
+    ax.set(title="transfer set (real images) Recall@1 per epoch", xlabel="epoch (0 = before training)",
+           ylabel="Recall@1 (%)")
+
+
+def transfer_table(runs: dict[str, dict], baseline: dict[str, Any] | None) -> list[str]:
+    """Markdown lines: transfer-set Recall@1 at the start and at the end, embedding and pooled ([] if
+    no run scored a transfer set)."""
+    scored = {k: v for k, v in runs.items() if TRANSFER_KEY in v["summary"]["final"]}
+    if not scored:
+        return []
+    first = next(iter(scored.values()))["summary"]["final"]
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    lines = ["", f"Transfer set (real images, `eval.transfer_manifest`; {first.get('transfer/queries', '?')} "
+             f"phone-style queries, {first.get('transfer/gallery', '?')} shop images), Recall@1:", "",
+             "| method | embedding, start | embedding, final | pooled backbone, start | pooled backbone, final |",
+             "|---|---|---|---|---|"]
+    if baseline and TRANSFER_POOLED_KEY in baseline:
+        lines.append(f"| off-the-shelf pretrained (pooled features) | - | - | - | {pct(baseline[TRANSFER_POOLED_KEY])} |")
+    for label, run in scored.items():
+        final = run["summary"]["final"]
+        start = next((r for r in run["log"] if r["type"] == "transfer"), {})
+        lines.append(f"| {label} | {pct(start.get(TRANSFER_KEY))} | {pct(final.get(TRANSFER_KEY))} | "
+                     f"{pct(start.get(TRANSFER_POOLED_KEY))} | {pct(final.get(TRANSFER_POOLED_KEY))} |")
+    return lines
 
 
 def training_section(runs: dict[str, dict], baseline: dict[str, Any] | None, plot_name: str) -> str:
@@ -89,6 +142,7 @@ def training_section(runs: dict[str, dict], baseline: dict[str, Any] | None, plo
         lines += ["", f"Best fine-tuned ({best_label}) vs off-the-shelf: **{gain:+.1f} points Recall@1** "
                       f"on held-out products ({baseline.get('queries', '?')} phone-photo queries, "
                       f"{baseline.get('gallery', '?')} shop images in the gallery)."]
+    lines += transfer_table(runs, baseline)
     variants = {run["summary"]["multitask_variant"] for run in runs.values()}
     if "distillation" in variants:
         lines += ["", "Multitask regularisation ran as **distillation to a frozen pretrained teacher** "

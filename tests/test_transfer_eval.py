@@ -83,3 +83,38 @@ def test_transfer_set_sharing_training_products_or_missing_is_an_error(tiny_mani
     with pytest.raises(DataError, match="needs test rows of both domains"):
         Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, **{
             "eval.transfer_manifest": str(shop_only)})), progress=False)
+
+
+def _fake_run(head: list[float], pooled: list[float]) -> dict:
+    """A run as ``report.load_run`` returns it: start record, one eval per epoch, summary."""
+    log = [{"type": "transfer", "stage": "start", "epoch": 0, "step": 0,
+            "transfer/recall@1": head[0], "transfer/pooled/recall@1": pooled[0]}]
+    log += [{"type": "train", "epoch": e, "step": 10 * e, "loss": 1.0 / e} for e in range(1, len(head))]
+    log += [{"type": "eval", "epoch": e, "step": 10 * e, "recall@1": 0.5, "recall@5": 0.6, "recall@10": 0.7,
+             "recall@20": 0.8, "map@r": 0.4, "transfer/recall@1": head[e], "transfer/pooled/recall@1": pooled[e],
+             "transfer/queries": 600, "transfer/gallery": 300} for e in range(1, len(head))]
+    final = log[-1]
+    summary = {"final": final, "multitask_variant": "none", "steps": 20, "images_per_s": 1.0, "train_seconds": 2.0}
+    cfg = {"data": {"manifest": "m.csv", "image_size": 64, "products_per_batch": 3, "images_per_product": 3},
+           "model": {"backbone": "tiny_cnn", "embedding_dim": 16}, "seed": 0, "optim": {"epochs": 2}}
+    return {"dir": Path("."), "summary": summary, "log": log, "config": cfg}
+
+
+def test_training_report_shows_transfer_table_and_curves(tmp_path):
+    from deepproduct.training.report import plot_curves, training_section, transfer_curve
+
+    runs = {"A": _fake_run([0.40, 0.30, 0.25], [0.40, 0.50, 0.55])}
+    baseline = {"recall@1": 0.3, "recall@5": 0.4, "recall@10": 0.5, "recall@20": 0.6, "map@r": 0.2,
+                "transfer/pooled/recall@1": 0.398}
+    assert transfer_curve(runs["A"], "transfer/recall@1") == ([0, 1, 2], [0.40, 0.30, 0.25])
+    md = training_section(runs, baseline, "p.png")
+    assert "| off-the-shelf pretrained (pooled features) | - | - | - | 39.8 |" in md
+    assert "| A | 40.0 | 25.0 | 40.0 | 55.0 |" in md  # start -> final: head collapses, backbone gains
+    assert "600 phone-style queries, 300 shop images" in md
+    plot_curves(runs, baseline, tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plain = {"A": _fake_run([0.4, 0.3], [0.4, 0.5])}
+    for r in plain["A"]["log"]:
+        for k in [k for k in r if k.startswith("transfer/")]:
+            del r[k]
+    assert "Transfer set" not in training_section(plain, None, "p.png")

@@ -289,16 +289,29 @@ public final class GalleryIndex {
         float[] w = scoringQuery(query);
         int dim = header.dim;
         TopK top = new TopK(k);
-        boolean filtered = filter != null && !filter.isEmpty();
-        int n = productIds.length;
-        for (int i = 0; i < n; i++) {
-            if (filtered && !MetadataFilter.matches(items.get(i), filter)) {
-                continue;
+        final Map<String, Object> f = filter != null && !filter.isEmpty() ? filter : null;
+        if (useCoarseScan && productIds.length > 0) {
+            // Two stages (CoarseScan): integer scan for candidates, then their float64 scores.
+            CoarseScan.Eligible eligible = f == null ? null : new CoarseScan.Eligible() {
+                @Override
+                public boolean test(int row) {
+                    return MetadataFilter.matches(items.get(row), f);
+                }
+            };
+            for (int i : coarse().candidates(w, k, eligible)) {
+                top.offer(i, floatVectors != null ? dotFloat(w, i * dim, dim) : dotInt8(w, i * dim, dim));
             }
-            double s = floatVectors != null ? dotFloat(w, i * dim, dim) : dotInt8(w, i * dim, dim);
-            // Most rows lose to the current k-th best: skip the heap call for them.
-            if (top.wouldKeep(i, s)) {
-                top.offer(i, s);
+        } else {
+            int n = productIds.length;
+            for (int i = 0; i < n; i++) {
+                if (f != null && !MetadataFilter.matches(items.get(i), f)) {
+                    continue;
+                }
+                double s = floatVectors != null ? dotFloat(w, i * dim, dim) : dotInt8(w, i * dim, dim);
+                // Most rows lose to the current k-th best: skip the heap call for them.
+                if (top.wouldKeep(i, s)) {
+                    top.offer(i, s);
+                }
             }
         }
         int[] order = top.sortedPositions();
@@ -338,6 +351,21 @@ public final class GalleryIndex {
             }
             depth = (int) Math.min((long) depth * 4, productIds.length);
         }
+    }
+
+    /** false: the plain float64 scan of every row (kept as the reference the tests compare with). */
+    boolean useCoarseScan = true;
+    private volatile CoarseScan coarseScan;
+
+    /** The coarse codes, built on first use (float32 storage: an int8 shadow, count x dim bytes). */
+    private CoarseScan coarse() {
+        CoarseScan c = coarseScan;
+        if (c == null) {
+            c = floatVectors != null ? CoarseScan.ofFloat32(floatVectors, productIds.length, header.dim)
+                    : CoarseScan.ofInt8(int8Vectors, productIds.length, header.dim);
+            coarseScan = c;
+        }
+        return c;
     }
 
     /**

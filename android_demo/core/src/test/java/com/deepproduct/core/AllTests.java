@@ -14,6 +14,7 @@ public final class AllTests {
         PreprocessorTest.class,
         GalleryIndexTest.class,
         SearchVectorsTest.class,
+        CoarseScanTest.class,
         BadInputTest.class,
         ModelManifestTest.class,
         HostileVectorsTest.class,

@@ -1,0 +1,64 @@
+package com.deepproduct.core;
+
+import static org.junit.Assert.assertEquals;
+
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.Test;
+
+/**
+ * The two-stage scan (CoarseScan) returns exactly what the plain float64 scan returns: same
+ * positions and the same scores, on random, tied (items 7 and 23 are equal), extreme and
+ * filtered queries, k from 1 to beyond the gallery.
+ */
+public class CoarseScanTest {
+
+    private static void check(String file) throws Exception {
+        GalleryIndex coarse = Vectors.index(file);
+        GalleryIndex plain = Vectors.index(file);
+        plain.useCoarseScan = false;
+        Random rng = new Random(7);
+        int dim = coarse.dim();
+        int[] ks = {1, 3, 5, 40, 100};
+        Map<String, Object> mug = Collections.<String, Object>singletonMap("category", "mug");
+        int compared = 0;
+        for (int t = 0; t < 400; t++) {
+            float[] q = new float[dim];
+            if (t % 5 == 0) {
+                q = coarse.vector(t % coarse.size());  // an item itself: ties with its duplicate
+            } else {
+                double scale = Math.pow(10, rng.nextInt(61) - 30);  // NaN-free extremes
+                for (int d = 0; d < dim; d++) {
+                    q[d] = (float) (rng.nextGaussian() * scale);
+                }
+                if (t % 7 == 0) {
+                    q[rng.nextInt(dim)] *= 1e6f;
+                }
+            }
+            for (int k : ks) {
+                Map<String, Object> filter = t % 3 == 0 ? mug : null;
+                List<SearchResult> a = coarse.search(q, k, filter);
+                List<SearchResult> b = plain.search(q, k, filter);
+                assertEquals(file + " query " + t + " k=" + k, b.size(), a.size());
+                for (int r = 0; r < a.size(); r++) {
+                    assertEquals(file + " query " + t + " k=" + k + " rank " + r, b.get(r).position, a.get(r).position);
+                    assertEquals(b.get(r).score, a.get(r).score, 0.0);
+                    compared++;
+                }
+            }
+        }
+        assertEquals(true, compared > 10000);
+    }
+
+    @Test
+    public void float32MatchesThePlainScan() throws Exception {
+        check("index/float32.dpindex");
+    }
+
+    @Test
+    public void int8MatchesThePlainScan() throws Exception {
+        check("index/int8.dpindex");
+    }
+}

@@ -10,6 +10,7 @@ import torch
 from test_trainer import tiny_overrides
 from torch import nn
 
+from deepproduct.training.checkpoint import load_model
 from deepproduct.training.config import ConfigError, load_config
 from deepproduct.training.data.product_dataset import EvalImages
 from deepproduct.training.models.pooling import l2_normalise
@@ -46,6 +47,33 @@ def test_whitening_gives_unit_variance_axes():
     coords = CROSS @ p.weight.T + p.bias
     torch.testing.assert_close(coords.var(0, unbiased=True), torch.ones(2))
     torch.testing.assert_close(coords.mean(0), torch.zeros(2), atol=1e-6, rtol=0)
+
+
+def test_square_root_whitening_hand_values():
+    p = pca_projection(CROSS, 2, whiten_power=0.5)
+    # divide by std ** 0.5: x std sqrt(2/3) -> (3/2) ** 0.25; y std sqrt(1/6) -> 6 ** 0.25
+    torch.testing.assert_close(p.weight.abs(), torch.tensor([[1.5 ** 0.25, 0.0], [0.0, 6.0 ** 0.25]]))
+
+
+def test_normalised_pooled_head_round_trips_through_a_checkpoint(tmp_path):
+    from deepproduct.training.checkpoint import model_config_of, save_checkpoint
+    from deepproduct.training.models import build_embedding_net
+
+    model = build_embedding_net("tiny_cnn", 8, pretrained=False, normalise_pooled=True).eval()
+    x = torch.rand(3, 3, 64, 64)
+    _, pooled = model.pooled_features(x)
+    ref = l2_normalise(model.embed(l2_normalise(pooled)))
+    torch.testing.assert_close(model(x), ref)
+    # A pooled vector and twice it are the same input once normalised: equal embeddings.
+    torch.testing.assert_close(model.embed(model.head_input(2 * pooled)), model.embed(model.head_input(pooled)))
+    ckpt = save_checkpoint(tmp_path / "n", model, model_config=model_config_of(model))
+    again, cfg = load_model(ckpt)
+    assert cfg["normalise_pooled"] is True and again.normalise_pooled
+    torch.testing.assert_close(again(x), ref)
+    plain, pcfg = load_model(save_checkpoint(tmp_path / "p", build_embedding_net("tiny_cnn", 8, pretrained=False),
+                                             model_config={"backbone": "tiny_cnn", "embedding_dim": 8,
+                                                           "pooling": "avg", "checkpoint_format_version": 1}))
+    assert not plain.normalise_pooled and "normalise_pooled" not in pcfg
 
 
 def test_pca_head_keeps_rankings_within_the_discarded_variance():
@@ -125,10 +153,11 @@ def test_head_spectrum_hand_values():
 def test_trainer_pca_init_and_post_training_projection(tiny_manifest, tmp_path):
     cfg = load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="pca", **{
         "head.init": "pca", "head.projection": "pca", "head.pooled_loss_weight": 1.0,
-        "head.orthogonal_weight": 0.1}))
+        "head.orthogonal_weight": 0.1, "head.normalise_pooled": "true", "head.whiten_power": 0.5}))
     trainer = Trainer(cfg, progress=False)
     w = trainer.model.embed.weight.detach()
-    torch.testing.assert_close(w @ w.T, torch.eye(16), atol=1e-5, rtol=0)  # PCA rows are orthonormal
+    gram = w @ w.T  # sqrt-whitened PCA rows: orthogonal, each of squared length 1 / std_i
+    torch.testing.assert_close(gram, torch.diag(gram.diagonal()), atol=1e-4, rtol=0)
     trainer.train()
     records = [json.loads(x) for x in (tmp_path / "pca" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
@@ -138,11 +167,13 @@ def test_trainer_pca_init_and_post_training_projection(tiny_manifest, tmp_path):
     assert records[-1]["head"]["projection"]["kind"] == "pca"
     # The shipped head is exactly the PCA of the fine-tuned pooled features of the training images.
     data = EvalImages(trainer.train_items, cfg.data.image_size)
-    feats = pooled_features(trainer.model, data, torch.device("cpu"))
-    ref = pca_projection(feats, 16)
+    feats = l2_normalise(pooled_features(trainer.model, data, torch.device("cpu")))
+    ref = pca_projection(feats, 16, whiten_power=0.5)
     x = torch.stack([data[i][0] for i in range(4)])
     torch.testing.assert_close(trainer.model(x), l2_normalise(feats[:4] @ ref.weight.T + ref.bias),
                                atol=1e-4, rtol=0)
+    _, cfg_saved = load_model(tmp_path / "pca" / "checkpoints" / "last.safetensors")
+    assert cfg_saved["normalise_pooled"] is True
     summary = json.loads((tmp_path / "pca" / "summary.json").read_text())
     assert summary["head"]["init"]["kind"] == "pca"
     assert summary["final"]["recall@1"] == records[-1]["recall@1"]

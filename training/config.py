@@ -56,6 +56,8 @@ class HeadConfig:
     #                           the fine-tuned pooled features of the training images (folded in)
     pooled_loss_weight: float = 0.0  # metric losses also on the L2-normalised pooled features
     orthogonal_weight: float = 0.0  # weight of ||W W^T / s - I||^2 / D: keeps the head near-orthogonal
+    whiten_power: float = 0.0  # projection pca: divide axis i by std_i ** power (0 plain PCA, 1 whitening)
+    normalise_pooled: bool = False  # L2-normalise the pooled features before the head (in the exported graph)
 
 
 @dataclass

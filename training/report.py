@@ -32,6 +32,15 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     return {"dir": run_dir, "summary": summary, "log": log, "config": cfg}
 
 
+def trained_head_eval(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The last per-epoch evaluation before a post-training head projection, if the run had one."""
+    evals = [r for r in run["log"] if r["type"] == "eval"]
+    if not evals or evals[-1].get("stage") != "projection":
+        return None
+    before = [r for r in evals if r.get("stage") != "projection"]
+    return before[-1] if before else None
+
+
 def plot_curves(runs: dict[str, dict], baseline: dict[str, Any] | None, out_png: Path) -> None:
     import matplotlib
 
@@ -42,7 +51,7 @@ def plot_curves(runs: dict[str, dict], baseline: dict[str, Any] | None, out_png:
     fig, axes = plt.subplots(1, 4 if transfer else 3, figsize=(20 if transfer else 15, 4.2))
     for label, run in runs.items():
         train = [r for r in run["log"] if r["type"] == "train"]
-        evals = [r for r in run["log"] if r["type"] == "eval"]
+        evals = [r for r in run["log"] if r["type"] == "eval" and r.get("stage") != "projection"]
         axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], label=label)
         axes[1].plot([r["epoch"] for r in evals], [100 * r["recall@1"] for r in evals], marker="o", label=label)
     if baseline:
@@ -134,6 +143,11 @@ def training_section(runs: dict[str, dict], baseline: dict[str, Any] | None, plo
                      + f" | {100 * baseline['map@r']:.1f} | 0 | - | - |")
     for label, run in runs.items():
         s, m = run["summary"], run["summary"]["final"]
+        trained = trained_head_eval(run)
+        if trained is not None:  # the head as trained, before the PCA projection replaced it
+            lines.append(f"| {label}: its trained head, before the PCA projection | {s['multitask_variant']} | "
+                         + " | ".join(f"{100 * trained[f'recall@{k}']:.1f}" for k in KS)
+                         + f" | {100 * trained['map@r']:.1f} | {s['steps']} | - | - |")
         lines.append(f"| {label} | {s['multitask_variant']} | " + " | ".join(f"{100 * m[f'recall@{k}']:.1f}" for k in KS)
                      + f" | {100 * m['map@r']:.1f} | {s['steps']} | {s['images_per_s']:.1f} | {s['train_seconds']:.0f} |")
     if baseline and runs:

@@ -323,7 +323,7 @@ class Trainer:
             raise ConfigError(f"head.init: unknown {head.init!r}; choose one of {', '.join(HEAD_INITS)}")
         if head.projection not in PROJECTIONS:
             raise ConfigError(f"head.projection: unknown {head.projection!r}; choose one of {', '.join(PROJECTIONS)}")
-        for name in ("pooled_loss_weight", "orthogonal_weight"):
+        for name in ("pooled_loss_weight", "orthogonal_weight", "whiten_power"):
             if getattr(head, name) < 0:
                 raise ConfigError(f"head.{name} must be >= 0, got {getattr(head, name)}")
         if (head.init != "random" or head.projection != "none" or head.orthogonal_weight) and \
@@ -334,8 +334,10 @@ class Trainer:
         """PCA (or whitening) of the current pooled features of the training images, un-augmented,
         folded into the linear head (see models/projection.py)."""
         dataset = EvalImages(self.train_items, self.cfg.data.image_size)
-        projection = fit_head(self.model, dataset, self.device, kind, self.cfg.data.eval_batch_size)
-        return {"kind": kind, "images": projection.samples, "explained_variance": projection.explained}
+        projection = fit_head(self.model, dataset, self.device, kind, self.cfg.data.eval_batch_size,
+                              whiten_power=self.cfg.head.whiten_power)
+        return {"kind": kind, "images": projection.samples, "explained_variance": projection.explained,
+                "whiten_power": self.cfg.head.whiten_power, "normalise_pooled": self.cfg.head.normalise_pooled}
 
     def _project_head(self, epoch: int) -> None:
         """After the last epoch: replace the trained head by the PCA of the fine-tuned pooled

@@ -85,14 +85,16 @@ class WiseFT:
     def at(self, alpha: float) -> EmbeddingNet:
         mixed = interpolate_state(self.pretrained.state_dict(), self.finetuned.state_dict(), alpha)
         model = build_embedding_net(self.config["backbone"], int(self.config["embedding_dim"]),
-                                    self.config.get("pooling", "avg"), pretrained=False)
+                                    self.config.get("pooling", "avg"), pretrained=False,
+                                    normalise_pooled=bool(self.config.get("normalise_pooled", False)))
         model.load_state_dict(mixed)
         model.input_size = int(self.config.get("input_size") or model.input_size)
-        model.extra_config = {"wise_ft_alpha": float(alpha)}
+        model.extra_config = {**model.extra_config, "wise_ft_alpha": float(alpha)}
         return model.eval()
 
 
-def refit_head(model: EmbeddingNet, train_manifest: str | Path, kind: str, image_size: int) -> dict[str, Any]:
+def refit_head(model: EmbeddingNet, train_manifest: str | Path, kind: str, image_size: int,
+               whiten_power: float = 0.0) -> dict[str, Any]:
     """PCA (or whitening) head on the mixed backbone's pooled features of the training images."""
     from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 
@@ -102,8 +104,10 @@ def refit_head(model: EmbeddingNet, train_manifest: str | Path, kind: str, image
     items, _ = items_for_split(read_dataset_manifest(train_manifest), "train")
     if not items:
         raise DataError(f"{train_manifest}: no rows with split=train to fit the head on")
-    projection = fit_head(model, EvalImages(items, image_size), torch.device("cpu"), kind)
-    return {"kind": kind, "images": projection.samples, "explained_variance": projection.explained}
+    projection = fit_head(model, EvalImages(items, image_size), torch.device("cpu"), kind,
+                          whiten_power=whiten_power)
+    return {"kind": kind, "images": projection.samples, "explained_variance": projection.explained,
+            "whiten_power": whiten_power, "normalise_pooled": model.normalise_pooled}
 
 
 def score(model: EmbeddingNet, manifest: str | Path, image_size: int, split: str = "test") -> dict[str, Any]:
@@ -137,8 +141,12 @@ def _alphas(text: str) -> list[float]:
               help="keep the fine-tuned head, or refit it as PCA of the mixed backbone (needs --train-manifest).")
 @click.option("--train-manifest", type=click.Path(dir_okay=False), default=None,
               help="Training manifest whose split=train images the PCA head is fitted on.")
+@click.option("--whiten-power", type=float, default=0.0, show_default=True,
+              help="With --head pca: divide each axis by std ** power (0.5: the default recipe's).")
+@click.option("--normalise-pooled/--keep-pooled", default=None,
+              help="L2-normalise pooled features before the head (default: as the checkpoint does).")
 def main(checkpoint: str, out: str, alpha: float | None, choose_on: str | None, alphas: str, head: str,
-         train_manifest: str | None) -> None:
+         train_manifest: str | None, whiten_power: float, normalise_pooled: bool | None) -> None:
     """Mix a fine-tuned checkpoint with its pretrained backbone (WiSE-FT) and save the result."""
     from .data.product_dataset import DataError
 
@@ -148,12 +156,17 @@ def main(checkpoint: str, out: str, alpha: float | None, choose_on: str | None, 
         if head != "keep" and not train_manifest:
             raise click.UsageError(f"--head {head} needs --train-manifest")
         wise = WiseFT.load(checkpoint)
+        if normalise_pooled is not None:
+            if head == "keep" and normalise_pooled != bool(wise.config.get("normalise_pooled", False)):
+                raise click.UsageError("--normalise-pooled changes what the head sees: refit it (--head pca)")
+            wise.config["normalise_pooled"] = normalise_pooled
         size = int(wise.config.get("input_size") or wise.finetuned.input_size)
         candidates = [alpha] if alpha is not None else _alphas(alphas)
         results, best = [], None
         for a in candidates:
             model = wise.at(a)
-            head_log = refit_head(model, train_manifest, head, size) if head != "keep" else {"kind": "keep"}
+            head_log = (refit_head(model, train_manifest, head, size, whiten_power) if head != "keep"
+                        else {"kind": "keep"})
             row: dict[str, Any] = {"alpha": a, "head": head_log}
             if choose_on:
                 metrics = score(model, choose_on, size)

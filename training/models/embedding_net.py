@@ -33,8 +33,14 @@ class EmbeddingNet(nn.Module):
     #: True: the trainer calls ``forward_train(x, labels=..., domains=...)`` (tag attention).
     uses_batch_context = False
 
-    def __init__(self, backbone: Backbone, embedding_dim: int = 128, pooling: str = "avg") -> None:
+    def __init__(self, backbone: Backbone, embedding_dim: int = 128, pooling: str = "avg",
+                 normalise_pooled: bool = False) -> None:
         super().__init__()
+        # True: pooled features are L2-normalised before the head (a PCA head fitted on unit
+        # pooled features transfers better; docs/transfer-recipe.md). Part of the exported graph.
+        self.normalise_pooled = bool(normalise_pooled)
+        # Recorded in the checkpoint's model_config (checkpoint.model_config_of), so a rebuild matches.
+        self.extra_config: dict[str, Any] = {"normalise_pooled": True} if self.normalise_pooled else {}
         self.backbone_name = backbone.name
         self.features = backbone.features
         self.pooling_name = pooling
@@ -60,14 +66,18 @@ class EmbeddingNet(nn.Module):
         fmap = self.features(self.normalise(x01))
         return fmap, self.pool(fmap)
 
+    def head_input(self, pooled: torch.Tensor) -> torch.Tensor:
+        """What the linear head sees: the pooled features, unit-normalised if ``normalise_pooled``."""
+        return l2_normalise(pooled) if self.normalise_pooled else pooled
+
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         _, pooled = self.pooled_features(x01)
-        return l2_normalise(self.embed(pooled))
+        return l2_normalise(self.embed(self.head_input(pooled)))
 
     def forward_train(self, x01: torch.Tensor) -> TrainOutputs:
         fmap, pooled = self.pooled_features(x01)
         logits = self.classifier(pooled) if self.classifier is not None else None
-        return TrainOutputs(embedding=l2_normalise(self.embed(pooled)), pooled=pooled, logits=logits,
+        return TrainOutputs(embedding=l2_normalise(self.embed(self.head_input(pooled))), pooled=pooled, logits=logits,
                             feature_map=fmap)
 
     def freeze_stages(self, n: int) -> None:
@@ -78,18 +88,21 @@ class EmbeddingNet(nn.Module):
 
 
 def build_embedding_net(backbone: str = "efficientnet_lite0", embedding_dim: int = 128,
-                        pooling: str = "avg", pretrained: bool | str = True) -> EmbeddingNet:
-    return EmbeddingNet(create_backbone(backbone, pretrained=pretrained), embedding_dim, pooling)
+                        pooling: str = "avg", pretrained: bool | str = True,
+                        normalise_pooled: bool = False) -> EmbeddingNet:
+    return EmbeddingNet(create_backbone(backbone, pretrained=pretrained), embedding_dim, pooling,
+                        normalise_pooled)
 
 
 def _build_for_training(cfg: TrainConfig) -> EmbeddingNet:
     m = cfg.model
-    return build_embedding_net(m.backbone, m.embedding_dim, m.pooling, pretrained=m.pretrained)
+    return build_embedding_net(m.backbone, m.embedding_dim, m.pooling, pretrained=m.pretrained,
+                               normalise_pooled=cfg.head.normalise_pooled)
 
 
 def _rebuild(model_config: dict[str, Any], pooling: str) -> EmbeddingNet:
     return build_embedding_net(model_config["backbone"], int(model_config["embedding_dim"]), pooling,
-                               pretrained=False)
+                               pretrained=False, normalise_pooled=bool(model_config.get("normalise_pooled", False)))
 
 
 register_architecture("embedding_net", build=_build_for_training, rebuild=_rebuild)

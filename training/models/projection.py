@@ -34,11 +34,14 @@ class Projection:
     samples: int
 
 
-def pca_projection(features: torch.Tensor, dim: int, whiten: bool = False, eps: float = 1e-6) -> Projection:
+def pca_projection(features: torch.Tensor, dim: int, whiten: bool = False, eps: float = 1e-6,
+                   whiten_power: float | None = None) -> Projection:
     """Centred PCA of ``features`` (N x C) to ``dim`` axes, as a linear layer's weight and bias.
 
     The rows of the weight are the top principal axes (orthonormal); ``whiten`` divides each by its
-    standard deviation, so every kept axis has unit variance on the fitting data. Signs follow
+    standard deviation, so every kept axis has unit variance on the fitting data; ``whiten_power``
+    p divides by std ** p instead (p = 0.5: "square-root" whitening, between PCA and whitening: it
+    lifts the weaker axes without amplifying the noisiest ones as much). Signs follow
     ``torch.linalg.svd`` (any sign is equally valid; the embedding distances do not depend on it).
     """
     if features.ndim != 2:
@@ -52,9 +55,10 @@ def pca_projection(features: torch.Tensor, dim: int, whiten: bool = False, eps: 
     mu = x.mean(0)
     _, s, vt = torch.linalg.svd(x - mu, full_matrices=False)
     weight = vt[:dim]
-    if whiten:
+    power = 1.0 if whiten else float(whiten_power or 0.0)
+    if power:
         std = s[:dim] / (n - 1) ** 0.5
-        weight = weight / std.clamp_min(eps)[:, None]
+        weight = weight / std.clamp_min(eps).pow(power)[:, None]
     total = float((s * s).sum())
     explained = float((s[:dim] ** 2).sum()) / total if total > 0 else 1.0
     return Projection(weight.float(), (-(weight @ mu)).float(), explained, n)
@@ -98,13 +102,17 @@ def pooled_features(model: nn.Module, dataset: Dataset, device: torch.device, ba
 
 
 def fit_head(model: nn.Module, dataset: Dataset, device: torch.device, kind: str = "pca",
-             batch_size: int = 64) -> Projection:
-    """Fit ``kind`` (``pca`` or ``pca_whiten``) on ``dataset``'s pooled features and fold it into
-    ``model.embed``; returns the projection (for the run's log)."""
+             batch_size: int = 64, whiten_power: float = 0.0) -> Projection:
+    """Fit ``kind`` (``pca`` or ``pca_whiten``) on ``dataset``'s pooled features -- as the head
+    sees them (unit-normalised when ``model.normalise_pooled``) -- and fold it into ``model.embed``;
+    returns the projection (for the run's log)."""
     if kind not in ("pca", "pca_whiten"):
         raise ValueError(f"unknown head projection {kind!r}; choose one of {', '.join(PROJECTIONS)}")
     feats = pooled_features(model, dataset, device, batch_size)
-    projection = pca_projection(feats, model.embed.out_features, whiten=kind == "pca_whiten")
+    if getattr(model, "normalise_pooled", False):
+        feats = torch.nn.functional.normalize(feats, dim=1)
+    projection = pca_projection(feats, model.embed.out_features, whiten=kind == "pca_whiten",
+                                whiten_power=whiten_power)
     fold_projection(model.embed, projection)
     return projection
 

@@ -239,7 +239,7 @@ VALUE_RULES: dict[str, Callable[[Any], str | None]] = {
     "data.products_per_batch": _at_least(1), "data.images_per_product": _at_least(1),
     "data.workers": _at_least(0), "data.imagenet_batch": _at_least(1), "data.eval_batch_size": _at_least(1),
     "model.embedding_dim": _at_least(1), "model.freeze_stages": _at_least(0),
-    "head.pooled_loss_weight": _finite(0.0), "head.orthogonal_weight": _finite(0.0),
+    "head.pooled_loss_weight": _finite(0.0), "head.orthogonal_weight": _finite(0.0), "head.whiten_power": _finite(0.0),
     "losses.*.weight": _finite(0.0),
     "multitask.lambda_cls": _finite(0.0), "multitask.temperature": _finite(0.0, strict=True),
     "optim.lr": _finite(0.0, strict=True), "optim.head_lr_multiplier": _finite(0.0, strict=True),

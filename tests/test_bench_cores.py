@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from deepproduct.benchmarks.schema import validate_record
 from deepproduct.benchmarks.search_bench import bench_search
 
 
+@pytest.mark.slow  # compiles the JVM core and starts java and node: ~30 s under load
 def test_core_harnesses_agree_with_the_sdk() -> None:
     records = bench_search([3000], batches=[1], runs=2, warmup=1, budget_s=0.2, bandwidth_bytes=16 << 20,
                            progress=False, cores=True, core_runs=4)

@@ -49,17 +49,32 @@ def export_tflite_fp32(model: torch.nn.Module, input_size: int, path: Path) -> N
 WEIGHT_EPS = 1e-12
 
 
-def backbone_quantizer(prefix: str = "wrapped.features"):
-    """litert-torch's PT2E quantizer restricted to the backbone's nodes (by module path)."""
+#: Activation observer for PT2E calibration: "minmax" or "histogram" (docs/export.md has the
+#: measured comparison on the demo checkpoint).
+ACTIVATION_OBSERVER = "minmax"
+#: Backbone module paths (under ``features``) kept in float, chosen by the measured sensitivity sweep.
+KEEP_FLOAT_MODULES: tuple[str, ...] = ()
+
+
+def backbone_quantizer(prefix: str = "wrapped.features", observer: str | None = None,
+                       keep_float: tuple[str, ...] | None = None):
+    """litert-torch's PT2E quantizer restricted to the backbone's nodes (by module path).
+
+    ``keep_float``: module paths relative to the backbone (e.g. ``blocks.0``) left unannotated,
+    so they run in float.
+    """
     import dataclasses
 
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.pt2e_quantizer_utils import propagate_annotation
-    from torchao.quantization.pt2e.observer import MinMaxObserver, PerChannelMinMaxObserver
+    from torchao.quantization.pt2e.observer import HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver
 
+    observer = observer or ACTIVATION_OBSERVER
+    skip = tuple(f"{prefix}.{k}" for k in (KEEP_FLOAT_MODULES if keep_float is None else keep_float))
     config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
+    act_observer = {"minmax": MinMaxObserver, "histogram": HistogramObserver}[observer]
     act = dataclasses.replace(config.input_activation,
-                              observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
+                              observer_or_fake_quant_ctr=act_observer.with_args(eps=2**-12))
     # litert-torch's default floors every weight scale at eps = 2**-12, i.e. channels whose
     # largest folded weight is below 127 * 2**-12 = 0.031 get steps far coarser than their range.
     weight = dataclasses.replace(config.weight,
@@ -72,7 +87,10 @@ def backbone_quantizer(prefix: str = "wrapped.features"):
         stack = node.meta.get("nn_module_stack", {}) or {}
         if not stack:
             return True
-        return any(path == prefix or str(path).startswith(prefix + ".") for path, _ in stack.values())
+        paths = [str(path) for path, _ in stack.values()]
+        if skip and any(p == k or p.startswith(k + ".") for p in paths for k in skip):
+            return False
+        return any(p == prefix or p.startswith(prefix + ".") for p in paths)
 
     class BackboneQuantizer(pt2e_quantizer.PT2EQuantizer):
         def annotate(self, model):
@@ -128,7 +146,7 @@ def annotate_conv_hardtanh(gm, config, filter_fn) -> None:
 
 
 def export_tflite_int8(model: torch.nn.Module, input_size: int, calibration_nhwc: np.ndarray,
-                       path: Path) -> None:
+                       path: Path, *, observer: str | None = None, keep_float: tuple[str, ...] | None = None) -> None:
     import litert_torch
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
@@ -136,7 +154,7 @@ def export_tflite_int8(model: torch.nn.Module, input_size: int, calibration_nhwc
     example = torch.rand(1, input_size, input_size, 3)
     try:
         captured = torch.export.export(_nhwc(model), (example,)).module()
-        quantizer = backbone_quantizer()
+        quantizer = backbone_quantizer(observer=observer, keep_float=keep_float)
         prepared = quantize_pt2e.prepare_pt2e(captured, quantizer)
         # An exported graph module does not follow .eval(): without this, calibration runs batch
         # norms in training mode (batch statistics of one image, running stats overwritten), which

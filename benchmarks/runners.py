@@ -169,34 +169,31 @@ class ExecuTorchRunner:
     """The ExecuTorch runtime (Python bindings), ``forward`` of a ``.pte`` with its delegate.
 
     The programs are exported with a fixed batch of 1 (as a phone runs them), so a larger batch
-    is refused in ``prepare`` and recorded as skipped. XNNPACK's thread pool is process-wide in
-    the bindings, so it is reset to this runner's count before every timed call sequence.
+    is refused in ``prepare`` and recorded as skipped. The bindings' thread pool is process-wide:
+    ``prepare`` sizes it for this runner and reloads the program if another runner resized it
+    (``deepproduct.sdk.executorch_runtime``), outside the timed region.
     """
 
     def __init__(self, ref: ArtefactRef, threads: int) -> None:
         try:
-            import torch
             from executorch.runtime import Runtime
+
+            from deepproduct.sdk.executorch_runtime import PteMethod
         except ImportError as exc:
             raise NotRunnableHere("executorch is not installed (pip install 'deepproduct[executorch]')") from exc
-        runtime = Runtime.get()
-        if ref.format == "executorch-coreml" and not runtime.backend_registry.is_available("CoreMLBackend"):
+        if ref.format == "executorch-coreml" and not Runtime.get().backend_registry.is_available("CoreMLBackend"):
             raise NotRunnableHere(f"{ref.key}: this ExecuTorch runtime has no CoreMLBackend (Apple platforms only)")
-        self.torch = torch
-        self.threads = int(threads)
-        self.method = runtime.load_program(str(ref.path)).load_method("forward")
+        self.pte = PteMethod(ref.path, int(threads))
         self.layout = "NCHW"
 
     def prepare(self, x_nchw: np.ndarray) -> Any:
         if x_nchw.shape[0] != 1:
             raise ValueError(f"the .pte takes batch 1, not {x_nchw.shape[0]}")
-        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-
-        _unsafe_reset_threadpool(self.threads)
-        return self.torch.from_numpy(np.ascontiguousarray(x_nchw, dtype=np.float32))
+        self.pte.ready()
+        return self.pte.tensor(x_nchw)
 
     def infer(self, x: Any) -> np.ndarray:
-        return self.method.execute([x])[0].numpy()
+        return self.pte.execute_tensor(x)
 
 
 class TorchRunner:

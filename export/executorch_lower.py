@@ -328,30 +328,14 @@ def backend_available(backend: str) -> bool:
         return False
 
 
-def set_threads(threads: int) -> None:
-    """XNNPACK's thread pool is process-wide in ExecuTorch's Python bindings."""
-    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-
-    _unsafe_reset_threadpool(int(threads))
-
-
-class PteModel:
-    """A loaded ``forward`` method: one NCHW image per call, as on a phone."""
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        if threads is not None:
-            set_threads(threads)
-        try:
-            self.method = _runtime().load_program(str(path)).load_method("forward")
-        except Exception as exc:  # noqa: BLE001 - e.g. a Core ML delegate off Apple
-            raise ExportError(f"{path}: the ExecuTorch runtime cannot load 'forward' "
-                              f"({type(exc).__name__}: {str(exc)[:200]})") from exc
-
-    def __call__(self, image_nchw: np.ndarray) -> np.ndarray:
-        out = self.method.execute([torch.from_numpy(np.ascontiguousarray(image_nchw, dtype=np.float32))])
-        return out[0].numpy()
-
-
 def run_pte(path: Path, images_nchw: np.ndarray, threads: int | None = None) -> np.ndarray:
-    model = PteModel(path, threads)
-    return np.concatenate([model(image[None]) for image in images_nchw]).astype(np.float32)
+    """Embeddings through the ExecuTorch runtime's ``forward``, one NCHW image per call (as on a
+    phone); the thread pool handling is the SDK's (``deepproduct.sdk.executorch_runtime``)."""
+    from deepproduct.sdk.executorch_runtime import PteMethod
+
+    try:
+        method = PteMethod(path, threads)
+    except Exception as exc:  # noqa: BLE001 - e.g. a Core ML delegate off Apple
+        raise ExportError(f"{path}: the ExecuTorch runtime cannot load 'forward' "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from exc
+    return np.concatenate([method(image[None]) for image in images_nchw]).astype(np.float32)

@@ -228,43 +228,34 @@ class ExecuTorchEmbedder(Embedder):
 
     Optional (``pip install 'deepproduct[executorch]'``) and imported only here: ExecuTorch's
     Python bindings take torch tensors, so this embedder brings torch with it, while
-    ``deepproduct.sdk`` itself stays numpy + Pillow + onnxruntime. XNNPACK's thread pool is
-    process-wide in those bindings: ``threads`` applies to every loaded ``.pte``.
+    ``deepproduct.sdk`` itself stays numpy + Pillow + onnxruntime. The bindings' thread pool is
+    process-wide; :mod:`.executorch_runtime` reloads a program whose pool was resized under it.
     """
 
     def __init__(self, model_path: str | os.PathLike, manifest: ModelManifest, artefact: Artefact | None = None,
                  threads: int | None = None):
         try:
-            import torch
-            from executorch.runtime import Runtime
-        except ImportError as exc:
-            raise EmbedderError("running .pte models needs the optional package executorch "
-                                "(pip install 'deepproduct[executorch]')") from exc
+            from .executorch_runtime import PteMethod
+        except ImportError as exc:  # pragma: no cover - the module itself is always there
+            raise EmbedderError(str(exc)) from exc
         artefact = artefact or manifest.artefact_for_file(model_path)
         super().__init__(Path(model_path), manifest, artefact)
         if artefact.layout != "NCHW":
             raise EmbedderError(f"{model_path}: ExecuTorch models take NCHW input, the manifest says {artefact.layout}")
-        self._torch = torch
-        if threads is not None:
-            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-
-            _unsafe_reset_threadpool(int(threads))
         try:
-            self.method = Runtime.get().load_program(str(model_path)).load_method("forward")
+            self.method = PteMethod(model_path, threads)
+        except ImportError as exc:
+            raise EmbedderError("running .pte models needs the optional package executorch "
+                                "(pip install 'deepproduct[executorch]')") from exc
         except Exception as exc:  # the bindings raise RuntimeError variants (e.g. a missing backend)
             raise EmbedderError(f"{model_path}: the ExecuTorch runtime cannot load 'forward' ({exc})") from exc
         size = self.spec.input_size
-        shape = list(self.method.metadata.input_tensor_meta(0).sizes())
-        if shape != [1, 3, size, size]:
-            raise EmbedderError(f"{model_path}: input shape {shape} does not match the manifest's NCHW "
-                                f"[1, 3, {size}, {size}]")
+        if self.method.input_shape != [1, 3, size, size]:
+            raise EmbedderError(f"{model_path}: input shape {self.method.input_shape} does not match the "
+                                f"manifest's NCHW [1, 3, {size}, {size}]")
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        outs = []
-        for i in range(batch.shape[0]):
-            x = self._torch.from_numpy(np.ascontiguousarray(batch[i:i + 1], dtype=np.float32))
-            outs.append(self.method.execute([x])[0].numpy())
-        return np.concatenate(outs, axis=0)
+        return np.concatenate([self.method(batch[i:i + 1]) for i in range(batch.shape[0])], axis=0)
 
 
 def resolve_artefact(model: str | os.PathLike, format: str = "onnx", precision: str = "fp32"

@@ -113,6 +113,19 @@ def test_sdk_embeds_a_photo_through_the_pte(fp32_export, tmp_path):
 
 
 @pytest.mark.slow
+def test_programs_at_different_thread_counts_survive_pool_resets(fp32_export):
+    """A pool reset under a loaded XNNPACK program aborted the process; now it is reloaded."""
+    from deepproduct.sdk.executorch_runtime import PteMethod
+
+    _, info, folder, _ = fp32_export
+    x = _images(1, info.input_size, seed=7)
+    one, two = PteMethod(folder / "model_fp32.pte", 1), PteMethod(folder / "model_fp32.pte", 2)
+    first = one(x)
+    np.testing.assert_allclose(two(x), first, atol=1e-6)
+    np.testing.assert_allclose(one(x), first, atol=1e-6)  # one's program was loaded under the old pool
+
+
+@pytest.mark.slow
 def test_android_bundle_can_ship_the_pte(fp32_export, tmp_path):
     _, info, folder, _ = fp32_export
     rng = np.random.default_rng(0)

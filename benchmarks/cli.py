@@ -278,6 +278,38 @@ def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: st
     click.echo(f"report: {path} ({len(plots)} plot(s))")
 
 
+@main.command()
+@click.option("--transfer", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Transfer-set manifest (dp-data transfer).")
+@click.option("--backbones", default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2", show_default=True)
+@click.option("--sizes", default="160,192,224", show_default=True, help="Comma-separated input sizes (px).")
+@click.option("--checkpoint", type=click.Path(exists=True), help="Score this trained model instead (its embedding).")
+@click.option("--threads", default=1, show_default=True)
+@click.option("--runs", default=20, show_default=True, help="Timed batch-1 calls per pair.")
+@click.option("--max-products", default=None, type=int, help="Score a fixed seeded subset of the products.")
+@click.option("--out", default="results/pareto.jsonl", show_default=True, help="JSON-lines file to append to.")
+@click.option("--plot", "plot_path", default="results/pareto.png", show_default=True)
+@click.option("--plot-only", is_flag=True, help="Only re-plot the records already in --out.")
+def pareto(transfer: str, backbones: str, sizes: str, checkpoint: str | None, threads: int, runs: int,
+           max_products: int | None, out: str, plot_path: str, plot_only: bool) -> None:
+    """Latency vs transfer-set Recall@1 for every backbone x input size, with the Pareto front."""
+    from .pareto import append_records, measure, plot, read_records
+
+    try:
+        if not plot_only:
+            size_list = [int(s) for s in sizes.split(",") if s.strip()]
+            records = measure(transfer, [b for b in backbones.split(",") if b], size_list, checkpoint=checkpoint,
+                              threads=threads, runs=runs, max_products=max_products, say=click.echo)
+            append_records(out, records)
+            click.echo(f"{len(records)} records appended to {out}")
+        records = read_records(out)
+        front = plot(records, plot_path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {plot_path}; Pareto front: "
+               + ", ".join(f"{records[i]['backbone']}@{records[i]['input_size']}" for i in front))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
@@ -292,3 +324,4 @@ def _register_ablation() -> None:
 
 
 _register_ablation()
+

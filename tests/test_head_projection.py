@@ -179,6 +179,15 @@ def test_trainer_pca_init_and_post_training_projection(tiny_manifest, tmp_path):
     assert summary["final"]["recall@1"] == records[-1]["recall@1"]
 
 
+def test_projection_to_a_wider_embedding_than_trained(tiny_manifest, tmp_path):
+    cfg = load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="wide", **{
+        "head.projection": "pca", "head.projection_dim": 24, "optim.epochs": 1}))
+    Trainer(cfg, progress=False).train()
+    model, mcfg = load_model(tmp_path / "wide" / "checkpoints" / "last.safetensors")
+    assert mcfg["embedding_dim"] == 24 and tuple(model.embed.weight.shape) == (24, 32)
+    assert tuple(model(torch.rand(2, 3, 64, 64)).shape) == (2, 24)
+
+
 def test_unknown_head_option_is_a_config_error(tiny_manifest, tmp_path):
     cfg = load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="bad", **{"head.projection": "ica"}))
     with pytest.raises(ConfigError, match="head.projection: unknown 'ica'"):

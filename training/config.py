@@ -58,6 +58,7 @@ class HeadConfig:
     orthogonal_weight: float = 0.0  # weight of ||W W^T / s - I||^2 / D: keeps the head near-orthogonal
     whiten_power: float = 0.0  # projection pca: divide axis i by std_i ** power (0 plain PCA, 1 whitening)
     normalise_pooled: bool = False  # L2-normalise the pooled features before the head (in the exported graph)
+    projection_dim: int | None = None  # projection: the shipped embedding's size (default: model.embedding_dim)
 
 
 @dataclass

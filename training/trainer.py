@@ -323,6 +323,8 @@ class Trainer:
             raise ConfigError(f"head.init: unknown {head.init!r}; choose one of {', '.join(HEAD_INITS)}")
         if head.projection not in PROJECTIONS:
             raise ConfigError(f"head.projection: unknown {head.projection!r}; choose one of {', '.join(PROJECTIONS)}")
+        if head.projection_dim is not None and (head.projection_dim < 1 or head.projection == "none"):
+            raise ConfigError(f"head.projection_dim={head.projection_dim} needs head.projection=pca and a size >= 1")
         for name in ("pooled_loss_weight", "orthogonal_weight", "whiten_power"):
             if getattr(head, name) < 0:
                 raise ConfigError(f"head.{name} must be >= 0, got {getattr(head, name)}")
@@ -343,6 +345,10 @@ class Trainer:
         """After the last epoch: replace the trained head by the PCA of the fine-tuned pooled
         features, then evaluate again (the record says ``stage: projection``)."""
         before = head_spectrum(self.model.embed.weight)
+        dim = self.cfg.head.projection_dim
+        if dim and dim != self.model.embed.out_features:  # ship a wider (or narrower) embedding than trained
+            self.model.embed = nn.Linear(self.model.embed.in_features, dim).to(self.device)
+            self.model.embedding_dim = dim
         self.head_log["projection"] = {**self._fit_head(self.cfg.head.projection), "trained_head": before}
         metrics = self.evaluate()
         record = {"type": "eval", "stage": "projection", "epoch": epoch + 1, "step": self.step, **metrics,

@@ -32,6 +32,15 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     return {"dir": run_dir, "summary": summary, "log": log, "config": cfg}
 
 
+def shipped_dim(cfg: dict[str, Any]) -> str:
+    """The embedding size the run ships (a PCA projection may widen the trained head)."""
+    head = cfg.get("head") or {}
+    trained = cfg["model"]["embedding_dim"]
+    if head.get("projection", "none") != "none" and head.get("projection_dim") not in (None, trained):
+        return f"{head['projection_dim']}, PCA head; trained with {trained}"
+    return str(trained)
+
+
 def trained_head_eval(run: dict[str, Any]) -> dict[str, Any] | None:
     """The last per-epoch evaluation before a post-training head projection, if the run had one."""
     evals = [r for r in run["log"] if r["type"] == "eval"]
@@ -132,7 +141,7 @@ def training_section(runs: dict[str, dict], baseline: dict[str, Any] | None, plo
     if first:
         cfg = first["config"]
         lines += [f"Data: `{cfg['data']['manifest']}`, image size {cfg['data']['image_size']}, "
-                  f"backbone `{cfg['model']['backbone']}` (D={cfg['model']['embedding_dim']}), seed {cfg['seed']}, "
+                  f"backbone `{cfg['model']['backbone']}` (D={shipped_dim(cfg)}), seed {cfg['seed']}, "
                   f"{cfg['optim']['epochs']} epochs, P x K = {cfg['data']['products_per_batch']} x "
                   f"{cfg['data']['images_per_product']}, same budget for every fine-tuned row.", ""]
     header = "| method | multitask variant | " + " | ".join(f"R@{k}" for k in KS) + " | MAP@R | steps | img/s | train s |"

@@ -10,7 +10,11 @@ from click.testing import CliRunner
 
 from deepproduct.benchmarks.android_parser import BenchmarkLogError
 from deepproduct.benchmarks.cli import main
-from deepproduct.benchmarks.executorch_parser import artefact_key_for, parse_executor_runner_log, records_from_dir
+from deepproduct.benchmarks.executorch_parser import (
+    artefact_key_for,
+    parse_executor_runner_log,
+    records_from_dir,
+)
 from deepproduct.benchmarks.schema import read_records
 
 SAMPLES = Path(__file__).resolve().parents[1] / "benchmarks" / "android" / "samples" / "executorch_phone"

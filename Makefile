@@ -36,7 +36,10 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 CKPT := $(DEMO)/train/contrastive_pca/checkpoints/last.safetensors
 DP_MANIFEST := $(DEMO)/data/manifest.csv
 # Every training run reads this DEMO's data and writes under it (the configs default to runs/demo).
-DEMO_TRAIN = out_dir=$(DEMO)/train data.manifest=$(DP_MANIFEST)
+# The real-image transfer set (docs/transfer-benchmark.md): never trained on, scored by every run.
+TRANSFER := $(DEMO)/transfer
+TRANSFER_MANIFEST := $(TRANSFER)/manifest.csv
+DEMO_TRAIN = out_dir=$(DEMO)/train data.manifest=$(DP_MANIFEST) eval.transfer_manifest=$(TRANSFER_MANIFEST)
 
 # `demo` runs the stages, then prints a one-screen pass/fail summary whatever their outcome.
 demo: setup
@@ -47,6 +50,7 @@ demo: setup
 demo-stages:
 	@echo "== 1/5 embedded benchmark data"
 	$(BIN)/dp-data synth --out $(DEMO)/data --products $(PRODUCTS) --seed $(SEED)
+	$(BIN)/dp-data transfer --out $(TRANSFER) --products 300 --seed 0 --train-manifest $(DP_MANIFEST)
 	@# The default (configs/demo.yaml) is classical contrastive + PCA head; its log also holds the
 	@# trained head before the projection (the classical contrastive row). The former default,
 	@# robust contrastive + distillation with its trained head, is the comparison row.
@@ -72,9 +76,14 @@ demo-stages:
 	  > $(DEMO)/search/sdk-float32.json
 	$(BIN)/dp-search evaluate --index $(DEMO)/search/catalogue-int8.dpindex --model $(DEMO)/export \
 	  --queries $(DP_MANIFEST) --json --no-progress > $(DEMO)/search/sdk-int8.json
+	$(BIN)/dp-search build --model $(DEMO)/export --images $(TRANSFER_MANIFEST) --split test --domain shop \
+	  --out $(DEMO)/search/transfer.dpindex --no-progress
+	$(BIN)/dp-search evaluate --index $(DEMO)/search/transfer.dpindex --model $(DEMO)/export \
+	  --queries $(TRANSFER_MANIFEST) --json --no-progress > $(DEMO)/search/sdk-transfer.json
 	$(BIN)/python -m deepproduct.benchmarks.search_stage_report \
 	  --training $(DEMO)/train/contrastive_pca/summary.json \
 	  --sdk-float32 $(DEMO)/search/sdk-float32.json --sdk-int8 $(DEMO)/search/sdk-int8.json \
+	  --sdk-transfer $(DEMO)/search/sdk-transfer.json --offtheshelf $(DEMO)/train/offtheshelf/eval.json \
 	  --contact-sheet contact_sheet.png --out $(DEMO)/report/30-search.md
 	@echo "== 5/5 short host benchmark"
 	$(BIN)/dp-bench quick $(DEMO)/export --data $(DP_MANIFEST) --checkpoint $(CKPT) --out-dir $(DEMO)/bench

@@ -1,0 +1,30 @@
+"""make demo's search-stage report: the real-image transfer table (hand-computed cells)."""
+
+from __future__ import annotations
+
+import math
+
+from deepproduct.benchmarks.search_stage_report import _interval, transfer_section
+
+
+def test_interval_is_the_unpaired_binomial_half_width() -> None:
+    # 0.5 and 0.4 on 100 queries each: 1.96 * sqrt(0.25/100 + 0.24/100) = 0.1372 -> 13.72 points
+    assert math.isclose(_interval(0.5, 100, 0.4, 100), 196 * math.sqrt(0.0049), rel_tol=1e-12)
+    assert math.isclose(_interval(0.5, 100, 0.4, 100), 13.72, abs_tol=0.01)
+
+
+def test_transfer_section_rows_and_gain() -> None:
+    training = {"final": {"transfer/recall@1": 0.5, "transfer/recall@5": 0.75}}
+    sdk = {"recall@1": 0.5, "recall@5": 0.8, "queries": 100, "gallery": 50}
+    base = {"transfer/pooled/recall@1": 0.4, "transfer/pooled/recall@5": 0.6}
+    text = transfer_section(training, sdk, base)
+    assert "| off-the-shelf pooled backbone (PyTorch, no training) | 40.00 | 60.0 | reference |" in text
+    assert "| shipped embedding, training-side evaluation | 50.00 | 75.0 | - |" in text
+    assert "| shipped embedding, SDK: ONNX fp32 + float32 index | 50.00 | 80.0 | +10.0 ± 13.7 |" in text
+    assert "100 phone-style queries against 50 shop images" in text
+
+
+def test_transfer_section_without_reference() -> None:
+    text = transfer_section({"final": {}}, {"recall@1": 0.25, "queries": 4, "gallery": 2}, {})
+    assert "| shipped embedding, SDK: ONNX fp32 + float32 index | 25.00 | - | - |" in text
+    assert "off-the-shelf pooled" not in text

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 CARD_FILENAME = "README.md"
+TRANSFER_PREFIX = "transfer/"  # dp-train's transfer-set keys (training/transfer_eval.py)
 METRIC_KEYS = ("recall@1", "recall@5", "recall@10", "recall@20", "map@r")
 #: SPDX id -> the Hugging Face ``license`` value (lower-case SPDX; ``other`` when unknown).
 HF_LICENSES = {"apache-2.0", "mit", "bsd-3-clause", "bsd-2-clause", "cc-by-4.0", "cc-by-nc-4.0",
@@ -62,6 +63,14 @@ def evaluation_from_run(checkpoint: Path) -> dict[str, Any] | None:
         sets.append({"name": "training benchmark, held-out test split", "key": "test",
                      "protocol": final.get("protocol", "consumer-to-shop"), "queries": final.get("queries"),
                      "gallery": final.get("gallery"), "metrics": _metrics(final)})
+    # dp-train's transfer evaluation writes flat keys (``transfer/recall@1``; the shipped head, not
+    # ``transfer/pooled/...``): gather them into one set like a nested object.
+    transfer = {k.removeprefix(TRANSFER_PREFIX): v for k, v in final.items()
+                if k.startswith(TRANSFER_PREFIX) and "/" not in k.removeprefix(TRANSFER_PREFIX)}
+    if _metrics(transfer) and "transfer" not in final:
+        sets.append({"name": "real-image transfer set (dp-data transfer, never trained on)", "key": "transfer",
+                     "protocol": final.get("protocol", "consumer-to-shop"), "queries": transfer.get("queries"),
+                     "gallery": transfer.get("gallery"), "metrics": _metrics(transfer)})
     for key, value in final.items():
         if isinstance(value, dict) and _metrics(value):
             sets.append({"name": str(value.get("name") or key), "key": str(key),

@@ -63,6 +63,19 @@ def test_evaluation_from_a_dp_train_run(tmp_path):
     assert model_card.evaluation_from_run(tmp_path / "nowhere" / "last.safetensors") is None
 
 
+def test_evaluation_reads_dp_train_flat_transfer_keys(tmp_path):
+    ckpt = _summary(tmp_path / "run", transfer=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary["final"] |= {"transfer/recall@1": 0.5367, "transfer/recall@5": 0.8, "transfer/pooled/recall@1": 0.54,
+                         "transfer/queries": 600, "transfer/gallery": 300}
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
+    ev = model_card.evaluation_from_run(ckpt)
+    assert [s["key"] for s in ev["sets"]] == ["test", "transfer"]
+    # the shipped head's figures, not the pooled features'
+    assert ev["sets"][1]["metrics"] == {"recall@1": 0.5367, "recall@5": 0.8}
+    assert ev["sets"][1]["queries"] == 600 and ev["sets"][1]["gallery"] == 300
+
+
 def test_card_front_matter_follows_the_manifest(tmp_path):
     ev = model_card.evaluation_from_run(_summary(tmp_path / "run"))
     manifest = _export(tmp_path / "export", ev)

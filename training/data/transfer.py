@@ -273,9 +273,9 @@ def generate_transfer_dataset(out_dir: str | os.PathLike, n_products: int = 300,
     rows: list[DatasetRow] = []
     bar = None
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress_bar  # tqdm on a terminal, a few lines in a log
 
-        bar = tqdm(total=len(chosen), unit="product", desc="transfer")
+        bar = progress_bar(total=len(chosen), unit="product", desc="transfer")
     try:
         plan = np.random.default_rng([seed, 7])
         for index, product in enumerate(chosen):

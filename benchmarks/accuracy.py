@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image
+from deepproduct.training.progress import progress_bar  # tqdm on a terminal, a few lines in a log
 
 from .machine import describe_host, usable_cores
 from .model_bench import select
@@ -38,7 +38,7 @@ def preprocess_split(paths: list[Path], spec: PreprocessingSpec, workdir: Path, 
     size = spec.input_size
     arr = np.lib.format.open_memmap(workdir / "inputs.npy", mode="w+", dtype=np.float32,
                                     shape=(len(paths), 3, size, size))
-    for i, p in enumerate(tqdm(paths, desc="preprocess", disable=not progress, unit="img")):
+    for i, p in enumerate(progress_bar(paths, desc="preprocess", disable=not progress, unit="img")):
         arr[i] = preprocess_image(p, spec, "NCHW")[0]
     arr.flush()
     return arr
@@ -95,7 +95,7 @@ def bench_accuracy(export_dir: str | os.PathLike, data: str | os.PathLike, *,
     runtimes: dict[str, ArtefactRef] = {}
     with tempfile.TemporaryDirectory(prefix="dp-bench-acc-") as tmp:
         x = preprocess_split([dataset.abspath(r) for r in rows], manifest.preprocessing, Path(tmp), progress)
-        for ref in tqdm(refs, desc="embed artefacts", disable=not progress, unit="artefact"):
+        for ref in progress_bar(refs, desc="embed artefacts", disable=not progress, unit="artefact"):
             try:
                 runner = make_runner(ref, threads)
             except NotRunnableHere as exc:

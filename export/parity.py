@@ -26,6 +26,8 @@ from PIL import Image
 
 from deepproduct.sdk.preprocessing import PreprocessingSpec, load_rgb, preprocess_image, resized_size
 
+from .recall_gate import query_hits
+
 CLIENT_AGREEMENT_THRESHOLD = 0.9999
 DRIFT_SHORTER_SIDE = 512
 
@@ -40,19 +42,10 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def recall_at_1(embeddings: np.ndarray, product_ids: list[str] | None, domains: list[str] | None
                 ) -> float | None:
-    """Consumer-to-shop Recall@1: user photos query the shop images by cosine, top-1 product."""
-    if not product_ids or not domains:
-        return None
-    q = [i for i, d in enumerate(domains) if d == "user"]
-    g = [i for i, d in enumerate(domains) if d == "shop"]
-    if not q or not g:
-        return None
-    e = embeddings.astype(np.float64)
-    e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-30)
-    sims = e[q] @ e[g].T
-    top = np.argmax(sims, axis=1)
-    hits = sum(product_ids[q[k]] == product_ids[g[top[k]]] for k in range(len(q)))
-    return hits / len(q)
+    """Consumer-to-shop Recall@1: user photos query the shop images by cosine, top-1 product
+    (the mean of the gate's per-query hits, so the figure and the paired test share one ranking)."""
+    hits = query_hits(embeddings, product_ids, domains)
+    return None if hits is None else int(hits.sum()) / len(hits)
 
 
 @dataclass

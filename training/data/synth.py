@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from deepproduct.sdk.dataset_manifest import DatasetRow, write_dataset_manifest
+from deepproduct.training.data.staging import publish_staged_images
 from deepproduct.training.data.synth_catalog import Catalogue, ProductSpec, make_catalogue, n_test_products
 from deepproduct.training.data.synth_photo import encode_jpeg, phone_photo, shop_photo
 from deepproduct.training.data.synth_shapes import render_product
@@ -195,13 +196,8 @@ def generate_synthetic_dataset(out_dir: str | os.PathLike, n_products: int = 400
     finally:
         if bar is not None:
             bar.close()
-    (staging / _MARKER).write_text("images written by deepproduct.training.data.synth\n")
-
     manifest = out / MANIFEST_NAME
-    manifest.unlink(missing_ok=True)  # never a manifest over half-replaced images
-    if images.exists():
-        shutil.rmtree(images)
-    os.replace(staging, images)
+    publish_staged_images(staging, images, manifest, _MARKER, "deepproduct.training.data.synth")
     params = {"generator_version": GENERATOR_VERSION, "seed": seed, "n_products": n_products,
               "test_fraction": test_fraction, "n_distractors": n_distractors, "image_size": image_size,
               "train_products": len(catalogue.train), "test_products": len(catalogue.test),

@@ -46,6 +46,7 @@ from PIL import Image, ImageFilter
 
 from deepproduct.sdk.dataset_manifest import DatasetRow, read_dataset_manifest, write_dataset_manifest
 from deepproduct.training.atomic import write_text_atomic
+from deepproduct.training.data.staging import publish_staged_images
 from deepproduct.training.data.synth_photo import (
     _blur,
     _lighting,
@@ -304,12 +305,8 @@ def generate_transfer_dataset(out_dir: str | os.PathLike, n_products: int = 300,
     finally:
         if bar is not None:
             bar.close()
-    (staging / _MARKER).write_text("images written by deepproduct.training.data.transfer\n")
     manifest = out / MANIFEST_NAME
-    manifest.unlink(missing_ok=True)  # never a manifest over half-replaced images
-    if images.exists():
-        shutil.rmtree(images)
-    os.replace(staging, images)
+    publish_staged_images(staging, images, manifest, _MARKER, "deepproduct.training.data.transfer")
     per_source: dict[str, int] = {}
     for p in chosen:
         per_source[p.source] = per_source.get(p.source, 0) + 1

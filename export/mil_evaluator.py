@@ -15,7 +15,7 @@ GPU/Neural Engine, which may accumulate differently inside an op). Compressed we
 of those ops, i.e. exactly as stored. What it cannot see: the pixel-buffer conversion Vision does
 before the model (so the RGB colour layout is asserted from the spec instead) and device-specific
 kernels. On EfficientNet-Lite0 at 224 it measured mean cosine 1.000000 (fp32) and 0.999985 (fp16)
-against PyTorch; tests/test_export_roundtrip.py checks that it catches a missing normalisation.
+against PyTorch; tests/export/test_export_roundtrip.py checks that it catches a missing normalisation.
 """
 
 from __future__ import annotations

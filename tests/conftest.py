@@ -1,4 +1,7 @@
-"""Shared fixtures: a tiny embedded benchmark generated once per test session."""
+"""Shared fixtures: a tiny embedded benchmark and a tiny exported model, each made once per session.
+
+The code behind them lives in ``tests/support`` (plain helpers, not test modules).
+"""
 
 from __future__ import annotations
 
@@ -14,3 +17,11 @@ def tiny_manifest(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tinydata")
     return generate_synthetic_dataset(out, n_products=12, seed=0, n_distractors=2, image_size=96, workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny random CNN exported to ``model.onnx`` + ``manifest.json`` (seed 0, 16-d; ~1 s of torch)."""
+    from support.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "model")

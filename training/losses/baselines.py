@@ -8,7 +8,7 @@ with d the Euclidean distance of the unit embeddings and m = ``margin`` (default
 It is PML's ``ContrastiveLoss(pos_margin=0, neg_margin=m)`` with the per-pair hinge squared and
 halved, reduced by PML's default ``AvgNonZeroReducer`` (mean over pairs with non-zero loss), and it
 equals our robust contrastive loss with m_pos = 0, delta = inf (see
-:mod:`.robust_contrastive`; ``tests/test_losses.py`` checks the equivalence numerically).
+:mod:`.robust_contrastive`; ``tests/training/test_losses.py`` checks the equivalence numerically).
 ``squared=False`` gives PML's ``ContrastiveLoss`` unchanged (plain hinge).
 
 ``triplet`` — PML's ``TripletMarginLoss``: mean over non-zero triplets of

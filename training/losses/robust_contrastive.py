@@ -20,7 +20,7 @@ batch (a P x K batch); counting (i, j) and (j, i) both leaves each average uncha
 Special case: m_pos = 0, delta = inf gives the classical contrastive loss of Hadsell et al. 2006,
 d^2/2 on positives and max(0, m - d)^2/2 on negatives with m = m_neg (averaged over active pairs,
 as PML's ``ContrastiveLoss`` does with its default ``AvgNonZeroReducer``). The ``contrastive``
-baseline in :mod:`.baselines` is exactly that; ``tests/test_losses.py`` checks it numerically.
+baseline in :mod:`.baselines` is exactly that; ``tests/training/test_losses.py`` checks it numerically.
 
 Optional hard mining: ``hard_negatives=k`` keeps, per anchor, only the k negatives closest to it.
 A PML miner's pair tuples can also be passed as ``indices_tuple`` when called the PML way.

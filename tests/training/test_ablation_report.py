@@ -6,17 +6,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from support import REPO_ROOT
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest, write_dataset_manifest
 from deepproduct.training.ablation import main as ablation
 from deepproduct.training.ablation_report import markdown_table, write_results
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = REPO_ROOT / "configs"
 ROWS = [
     {"name": "base", "label": "Base", "config": "b.yaml", "recall@1": 0.5, "recall@5": 0.7, "recall@10": 0.8,
      "map@r": 0.45, "transfer/recall@1": 0.25, "transfer/pooled/recall@1": 0.4, "steps": 10, "train_seconds": 5.0,

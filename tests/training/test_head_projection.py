@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from test_trainer import tiny_overrides
+from support.training import tiny_overrides
 from torch import nn
 
 from deepproduct.training.checkpoint import load_model

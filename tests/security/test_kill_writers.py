@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sdk_fixtures import tiny_model_dir, write_catalogue
+from support.tiny_model import write_catalogue
 
 from deepproduct.sdk.gallery_index import GalleryIndex
 
@@ -98,9 +98,9 @@ def test_kill_9_during_index_writes(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_during_dp_search_build(tmp_path):
+def test_kill_9_during_dp_search_build(tmp_path, tiny_model_dir):
     write_catalogue(tmp_path / "cat", products=6, per_product=2)
-    model = tiny_model_dir()
+    model = tiny_model_dir
     target = tmp_path / "cat.dpindex"
     cmd = [sys.executable, "-m", "deepproduct.sdk.cli", "build", "--model", str(model), "--images",
            str(tmp_path / "cat"), "--out", str(target), "--no-progress"]

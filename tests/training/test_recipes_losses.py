@@ -15,7 +15,7 @@ from deepproduct.training.losses import create_loss
 from deepproduct.training.losses.daml import DAMLLoss, generator_objective
 from deepproduct.training.losses.sgml import SGMLLoss
 
-# Two products, two images each (the batch of tests/test_losses.py), unit vectors:
+# Two products, two images each (the batch of tests/training/test_losses.py), unit vectors:
 #   A1 = (1, 0)   A2 = (0.8, 0.6)   B1 = (0.6, 0.8)   B2 = (-0.6, 0.8)
 # cosines: S(A1,A2) = 0.8, S(B1,B2) = -0.36 + 0.64 = 0.28,
 #          S(A1,B1) = 0.6, S(A1,B2) = -0.6, S(A2,B1) = 0.96, S(A2,B2) = 0.

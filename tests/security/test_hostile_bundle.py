@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from support import VECTORS
 
 from deepproduct.sdk.bundle import BundleError, write_bundle
 from deepproduct.sdk.cli import main as dp_search
@@ -23,7 +24,6 @@ from deepproduct.sdk.index_format import IndexFileError
 from deepproduct.sdk.locking import folder_lock
 from deepproduct.sdk.model_manifest import ManifestError, load_model_manifest, sha256_file, sha256_path
 
-VECTORS = Path(__file__).resolve().parent / "vectors"
 _spec = importlib.util.spec_from_file_location("make_bad_vectors", VECTORS / "make_bad_vectors.py")
 _bad = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_bad)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from test_trainer import tiny_overrides
+from support.training import tiny_overrides
 
 
 @pytest.mark.slow  # two torchrun processes train

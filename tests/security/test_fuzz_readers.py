@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import VECTORS
 
 from deepproduct.sdk.gallery_index import GalleryIndex
 from deepproduct.sdk.index_format import HEADER_SIZE, TRAILER_SIZE, IndexFileError, crc32_update
 from deepproduct.sdk.model_manifest import ManifestError, load_model_manifest
 from deepproduct.sdk.preprocessing import ImageDecodeError, PreprocessingSpec, decode_image, preprocess_image
 
-VECTORS = Path(__file__).resolve().parent / "vectors"
 BUDGET = settings(max_examples=300, derandomize=True, database=None, deadline=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 INDEXES = {name: (VECTORS / "index" / f"{name}.dpindex").read_bytes() for name in ("float32", "int8", "empty")}

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from support import REPO_ROOT
 
 from deepproduct.export import calibration, manifest, parity, variants
 from deepproduct.export.converter_errors import op_from_message, translate
@@ -157,7 +157,7 @@ def test_side_env_missing_names_the_setup_command(monkeypatch, tmp_path):
 
 
 def test_clients_are_plain_scripts_not_a_package():
-    clients = Path(__file__).resolve().parents[1] / "export" / "clients"
+    clients = REPO_ROOT / "export" / "clients"
     assert not (clients / "__init__.py").exists()
     assert {p.name for p in clients.glob("*.py")} >= {"taskslib_embed.py", "mediapipe_embed.py",
                                                       "write_tflite_metadata.py"}

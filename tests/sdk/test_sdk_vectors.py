@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import VECTORS
 
 from deepproduct.sdk import exact_search
 from deepproduct.sdk.gallery_index import GalleryIndex, normalize_rows
@@ -21,7 +22,6 @@ from deepproduct.sdk.index_format import (
 )
 from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image, resize_and_crop
 
-VECTORS = Path(__file__).parent / "vectors"
 INDEX_DOC = json.loads((VECTORS / "index" / "expected.json").read_text(encoding="utf-8"))
 IMAGE_DOC = json.loads((VECTORS / "images" / "expected.json").read_text(encoding="utf-8"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tiny_export import write_tiny_export
+from support.tiny_export import write_tiny_export
 
 from deepproduct.benchmarks.cli import main
 from deepproduct.benchmarks.model_stats import onnx_graph_counts

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from support import REPO_ROOT
 
 from deepproduct.training.ablation import main as ablation
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = REPO_ROOT / "configs"
 
 
 @pytest.mark.slow  # trains every recipe

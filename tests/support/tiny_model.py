@@ -88,23 +88,6 @@ def write_catalogue(root: Path, products: int = 6, per_product: int = 2, size: t
     return out
 
 
-_CACHE: dict[tuple, Path] = {}
-
-
-def tiny_model_dir(seed: int = 0, dim: int = FIXTURE_DIM) -> Path:
-    """One exported tiny model per process (building it takes ~1 s of torch)."""
-    import atexit
-    import shutil
-    import tempfile
-
-    key = (seed, dim)
-    if key not in _CACHE:
-        root = Path(tempfile.mkdtemp(prefix="dp-tiny-model-"))
-        atexit.register(shutil.rmtree, root, True)
-        _CACHE[key] = build_tiny_model(root / "model", dim=dim, seed=seed)
-    return _CACHE[key]
-
-
 def write_dataset_manifest(root: Path, catalogue: list[tuple[Path, str, str]]) -> Path:
     """A dataset manifest CSV over ``write_catalogue`` images: img0 = shop, the rest = user photos."""
     lines = ["path,product_id,domain,split,tags,attr_category"]

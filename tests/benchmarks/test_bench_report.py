@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from support import REPO_ROOT
 
 from deepproduct.benchmarks.android_parser import records_from_dir
 from deepproduct.benchmarks.cli import main
@@ -12,7 +13,7 @@ from deepproduct.benchmarks.ios_parser import ios_machine, records_from_xctest_l
 from deepproduct.benchmarks.report import latest
 from deepproduct.benchmarks.schema import make_record, write_records
 
-ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = REPO_ROOT / "benchmarks"
 HOST = {"kind": "host", "cpu_model": "Test CPU", "cores": 2, "hostname": "h", "load_avg_1m": 0.5,
         "libraries": {"numpy": "2"}}
 

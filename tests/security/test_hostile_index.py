@@ -8,16 +8,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support import VECTORS
 
 import deepproduct.sdk.index_format as index_format
 from deepproduct.sdk.gallery_index import GalleryIndex
 from deepproduct.sdk.index_format import IndexFileError, read_index_header
 
-VECTORS = Path(__file__).resolve().parent / "vectors"
 BAD = json.loads((VECTORS / "bad" / "expected.json").read_text(encoding="utf-8"))
 
 

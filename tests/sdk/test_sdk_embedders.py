@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sdk_fixtures import FIXTURE_DIM, build_tiny_model, make_tiny_module, tiny_model_dir, write_catalogue
+from support.tiny_model import FIXTURE_DIM, build_tiny_model, make_tiny_module, write_catalogue
 
 from deepproduct.sdk.embedders import EmbedderError, OnnxEmbedder, load_embedder
 from deepproduct.sdk.gallery_index import GalleryIndex
@@ -22,19 +22,14 @@ from deepproduct.sdk.search import ProductSearch, recall_at_k
 
 
 @pytest.fixture(scope="module")
-def model_dir() -> Path:
-    return tiny_model_dir()
-
-
-@pytest.fixture(scope="module")
 def catalogue(tmp_path_factory):
     root = tmp_path_factory.mktemp("catalogue")
     return root, write_catalogue(root, products=4, per_product=2)
 
 
-def test_onnx_embedder_outputs_unit_vectors_batch_invariant(model_dir, catalogue):
+def test_onnx_embedder_outputs_unit_vectors_batch_invariant(tiny_model_dir, catalogue):
     _, items = catalogue
-    emb = load_embedder(model_dir, threads=1)
+    emb = load_embedder(tiny_model_dir, threads=1)
     assert isinstance(emb, OnnxEmbedder) and emb.dim == FIXTURE_DIM
     paths = [p for p, _, _ in items]
     many = emb.embed_paths(paths, batch_size=3, progress=False)
@@ -45,15 +40,15 @@ def test_onnx_embedder_outputs_unit_vectors_batch_invariant(model_dir, catalogue
     pre = emb.preprocess(paths[4])
     np.testing.assert_allclose(emb.embed(pre), one, atol=1e-6)
     assert emb.embed([]).shape == (0, FIXTURE_DIM)
-    same = load_embedder(model_dir / "model.onnx")  # one artefact file next to its manifest
+    same = load_embedder(tiny_model_dir / "model.onnx")  # one artefact file next to its manifest
     np.testing.assert_allclose(same.embed([paths[0]]), many[:1], atol=1e-6)
 
 
-def test_embed_report_and_bad_images(model_dir, catalogue, tmp_path):
+def test_embed_report_and_bad_images(tiny_model_dir, catalogue, tmp_path):
     _, items = catalogue
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    emb = load_embedder(model_dir)
+    emb = load_embedder(tiny_model_dir)
     report = emb.embed_report([items[0][0], broken, items[1][0]], progress=False)
     assert report.ok_indices.tolist() == [0, 2] and report.embeddings.shape == (2, FIXTURE_DIM)
     assert report.failures[0][0] == str(broken)
@@ -84,38 +79,38 @@ def _copy_model(src: Path, dst: Path, **changes) -> Path:
     (lambda s: np.array([["x"]]), r"got a <U1 array"),
     (lambda s: np.full((1, 3, s, s), np.nan, np.float32), r"NaN or infinite values"),
 ])
-def test_embed_refuses_a_wrongly_shaped_or_typed_array(model_dir, make, problem):
+def test_embed_refuses_a_wrongly_shaped_or_typed_array(tiny_model_dir, make, problem):
     """A clear ValueError naming the model and the problem, not onnxruntime's INVALID_ARGUMENT."""
-    emb = load_embedder(model_dir, threads=1)
+    emb = load_embedder(tiny_model_dir, threads=1)
     s = emb.spec.input_size
     with pytest.raises(EmbedderError, match=problem.format(s=s, s1=s + 1)) as info:
         emb.embed(make(s))
-    assert isinstance(info.value, ValueError) and str(model_dir) in str(info.value)
+    assert isinstance(info.value, ValueError) and str(tiny_model_dir) in str(info.value)
     assert emb.embed(np.zeros((0, 3, s, s), np.float32)).shape == (0, FIXTURE_DIM)
     assert emb.embed(np.full((3, s, s), 0.5, np.float64)).shape == (1, FIXTURE_DIM)  # one image, any float
 
 
-def test_manifest_disagreements_are_errors(model_dir, catalogue, tmp_path):
+def test_manifest_disagreements_are_errors(tiny_model_dir, catalogue, tmp_path):
     _, items = catalogue
-    wrong_dim = load_embedder(_copy_model(model_dir, tmp_path / "dim", embedding_dim=8))
+    wrong_dim = load_embedder(_copy_model(tiny_model_dir, tmp_path / "dim", embedding_dim=8))
     with pytest.raises(EmbedderError, match="outputs 16-dimensional embeddings but its manifest says 8"):
         wrong_dim.embed([items[0][0]])
     with pytest.raises(EmbedderError, match="SHA-256"):
-        load_embedder(_copy_model(model_dir, tmp_path / "sha", sha256="0" * 64))
+        load_embedder(_copy_model(tiny_model_dir, tmp_path / "sha", sha256="0" * 64))
     with pytest.raises(ManifestError, match="no tflite/fp32 artefact"):
-        load_embedder(model_dir, format="tflite")
+        load_embedder(tiny_model_dir, format="tflite")
     with pytest.raises(ManifestError):
         load_embedder(tmp_path / "nowhere")
 
 
-def test_product_search_checks_embedding_space(model_dir, catalogue, tmp_path):
+def test_product_search_checks_embedding_space(tiny_model_dir, catalogue, tmp_path):
     _, items = catalogue
-    emb = load_embedder(model_dir)
+    emb = load_embedder(tiny_model_dir)
     index = GalleryIndex.from_images([p for p, _, _ in items], [pid for _, pid, _ in items], emb,
                                      [{"category": c} for _, _, c in items], storage="int8")
     assert index.embedding_space_id == emb.embedding_space_id
     path = index.save(tmp_path / "cat.dpindex")
-    search = ProductSearch.open(model_dir, path)
+    search = ProductSearch.open(tiny_model_dir, path)
     hits = search.search_image(items[2][0], k=3)
     assert hits[0].position == 2 and hits[0].score > 0.99
     assert all(h.metadata["category"] == "hat" for h in search.search_image(items[0][0], 2, {"category": "hat"}))
@@ -152,22 +147,22 @@ NO_TORCH = textwrap.dedent("""
 """)
 
 
-def test_sdk_works_without_torch(model_dir, catalogue):
+def test_sdk_works_without_torch(tiny_model_dir, catalogue):
     _, items = catalogue
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, str(model_dir), str(items[0][0])],
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, str(tiny_model_dir), str(items[0][0])],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "ok without torch" in proc.stdout
 
 
 @pytest.mark.slow
-def test_litert_embedder_matches_onnx(model_dir, catalogue, tmp_path):
+def test_litert_embedder_matches_onnx(tiny_model_dir, catalogue, tmp_path):
     """Converts the tiny model with litert-torch (tens of seconds), then compares runtimes."""
     litert_torch = pytest.importorskip("litert_torch")
     pytest.importorskip("ai_edge_litert")
     import torch
 
-    out = _copy_model(model_dir, tmp_path / "lite")
+    out = _copy_model(tiny_model_dir, tmp_path / "lite")
     model = make_tiny_module(FIXTURE_DIM, seed=0)  # the same weights as the ONNX fixture
     nhwc = litert_torch.to_channel_last_io(model, args=[0])
     edge = litert_torch.convert(nhwc, (torch.rand(1, 32, 32, 3),))

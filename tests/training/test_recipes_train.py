@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
+from support import REPO_ROOT
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest, write_dataset_manifest
 from deepproduct.training.checkpoint import load_model
@@ -22,7 +23,7 @@ from deepproduct.training.models.tag_attention import TagAttentionNet
 from deepproduct.training.train_cli import main as dp_train
 from deepproduct.training.trainer import Trainer
 
-RECIPES = Path(__file__).resolve().parents[1] / "configs" / "recipes"
+RECIPES = REPO_ROOT / "configs" / "recipes"
 ALL = ["contrastive", "robust_contrastive", "robust_multitask", "sgml", "lrml", "tag_attention", "daml"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import REPO_ROOT
 
 from deepproduct.benchmarks.android_parser import (
     BenchmarkLogError,
@@ -21,7 +22,7 @@ from deepproduct.benchmarks.ios_parser import (
 )
 from deepproduct.benchmarks.schema import validate_record
 
-ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = REPO_ROOT / "benchmarks"
 ANDROID = ROOT / "android" / "samples" / "sample_phone"
 IOS = ROOT / "ios" / "samples"
 

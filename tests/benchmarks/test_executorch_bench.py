@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support import REPO_ROOT
 
 from deepproduct.benchmarks.android_parser import BenchmarkLogError
 from deepproduct.benchmarks.cli import main
@@ -17,7 +17,7 @@ from deepproduct.benchmarks.executorch_parser import (
 )
 from deepproduct.benchmarks.schema import read_records
 
-SAMPLES = Path(__file__).resolve().parents[1] / "benchmarks" / "android" / "samples" / "executorch_phone"
+SAMPLES = REPO_ROOT / "benchmarks" / "android" / "samples" / "executorch_phone"
 
 # executor_runner built for the host writes ET_LOG lines to stderr in runtime/platform/default/posix.cpp's format.
 STDERR_LOG = """\

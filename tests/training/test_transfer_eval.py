@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_trainer import tiny_overrides
+from support.training import tiny_overrides
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest, write_dataset_manifest
 from deepproduct.training.config import load_config

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support import REPO_ROOT
 
 from deepproduct.training.config import ConfigError, load_config
 
@@ -47,7 +48,7 @@ def test_wrong_type_and_bad_override_syntax():
 
 def test_shipped_configs_load():
     """Every dp-train config we ship parses (the ablation config is a list of these, not one)."""
-    root = Path(__file__).resolve().parents[1] / "configs"
+    root = REPO_ROOT / "configs"
     files = [f for f in sorted(root.glob("*.yaml")) if not f.name.startswith("ablation")]
     files += sorted((root / "recipes").glob("*.yaml"))
     assert len(files) >= 3

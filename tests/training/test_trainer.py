@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from support.training import tiny_overrides
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest, write_dataset_manifest
 from deepproduct.training.checkpoint import load_model
@@ -17,16 +18,6 @@ from deepproduct.training.config import load_config
 from deepproduct.training.data.product_dataset import DataError
 from deepproduct.training.train_cli import main as dp_train
 from deepproduct.training.trainer import Trainer
-
-
-def tiny_overrides(manifest: Path, out: Path, **extra) -> list[str]:
-    base = {"data.manifest": str(manifest), "out_dir": str(out), "model.backbone": "tiny_cnn",
-            "model.pretrained": "false", "model.embedding_dim": 16, "data.image_size": 64,
-            "data.products_per_batch": 3, "data.images_per_product": 3, "optim.epochs": 2,
-            "optim.steps_per_epoch": 3, "optim.warmup_steps": 2, "multitask.variant": "none",
-            "log_every": 1, "threads": 1, "data.eval_batch_size": 16}
-    base.update(extra)
-    return [f"{k}={v}" for k, v in base.items()]
 
 
 @pytest.mark.slow  # a real training run

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from deepproduct.sdk.metrics import hits_at_k
+
 #: Allowed Recall@1 drop of a quantised artefact against fp32, in points.
 MARGIN_POINTS = 2.0
 #: One-sided significance level: at most this false-alarm rate at a true drop of exactly the margin.
@@ -50,7 +52,7 @@ def query_hits(embeddings: np.ndarray, product_ids: list[str] | None, domains: l
     e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-30)
     top = np.argmax(e[q] @ e[g].T, axis=1)
     pids = np.asarray(product_ids, dtype=object)
-    return pids[q] == pids[np.asarray(g)[top]]
+    return hits_at_k(pids[np.asarray(g)[top]][:, None], pids[q], 1)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ leave-one-out (Stanford Online Products style) variant for single-domain data.
 
 * Recall@K (our own, chunked torch top-K on squared Euclidean distances, so a 10k x 10k query x
   gallery product never materialises at once): the share of queries with at least one image of
-  their product among the K nearest gallery images. PML's ``AccuracyCalculator`` has no Recall@K
+  their product among the K nearest gallery images, scored by the SDK's
+  ``deepproduct.sdk.metrics.recall_from_ranking`` (the one definition). PML's ``AccuracyCalculator`` has no Recall@K
   for K > 1 (its ``precision_at_1`` is Recall@1), hence ours.
 * MAP@R via pytorch-metric-learning's ``AccuracyCalculator`` (``mean_average_precision_at_r``,
   R = number of gallery images of the query's product), with ``k="max_bin_count"`` so MAP@R is
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from deepproduct.sdk.metrics import recall_from_ranking
 
 DEFAULT_KS = (1, 5, 10, 20)
 ArrayLike = np.ndarray | torch.Tensor | Sequence
@@ -48,8 +51,7 @@ def _recall(query: torch.Tensor, q_labels: torch.Tensor, gallery: torch.Tensor, 
         raise ValueError("the gallery is empty")
     k_max = min(ks[-1], n_gallery)
     g_sq = (gallery * gallery).sum(1)
-    hits = torch.zeros(len(ks), dtype=torch.float64)
-    matched = 0
+    ranked, answered = [], []  # the matched queries' top-K gallery labels and their own labels
     for start in range(0, len(query), chunk):
         q = query[start:start + chunk]
         ql = q_labels[start:start + chunk]
@@ -61,15 +63,15 @@ def _recall(query: torch.Tensor, q_labels: torch.Tensor, gallery: torch.Tensor, 
         if exclude_self:
             same[rows, rows + start] = False
         has_match = same.any(1)
-        matched += int(has_match.sum())
         idx = dist.topk(k_max, dim=1, largest=False).indices
-        correct = (g_labels[idx] == ql.unsqueeze(1))[has_match]
-        first = torch.where(correct.any(1), correct.float().argmax(1), torch.full_like(correct[:, 0], k_max,
-                                                                                       dtype=torch.long))
-        for j, k in enumerate(ks):
-            hits[j] += float((first < k).sum())
-    out = {f"recall@{k}": (float(hits[j] / matched) if matched else float("nan")) for j, k in enumerate(ks)}
-    out["unmatched_queries"] = float(len(query) - matched)
+        ranked.append(g_labels[idx][has_match].numpy())
+        answered.append(ql[has_match].numpy())
+    labels = np.concatenate(answered)
+    if len(labels):
+        out = recall_from_ranking(np.concatenate(ranked), labels, ks)
+    else:
+        out = {f"recall@{k}": float("nan") for k in ks}
+    out["unmatched_queries"] = float(len(query) - len(labels))
     return out
 
 

@@ -26,19 +26,48 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+def atomic_path(target: str | os.PathLike, *, mode: int | None = None, durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary path ``.<name>.<random>.tmp`` beside ``target``; rename it onto ``target`` only on success.
+
+    ``mode`` replaces ``mkstemp``'s owner-only 0600 (``locking.ordinary_file_mode()``: what a
+    plain ``open`` would give, for files a web server must read). ``durable`` fsyncs the file
+    before the rename and the folder after it, so a power cut cannot leave the new name on
+    unwritten blocks (the gallery index asks for it).
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        if mode is not None:
+            os.chmod(tmp_path, mode)
         yield tmp_path
+        if durable:
+            _fsync(tmp_path)
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    if durable:
+        _fsync(target.parent, best_effort=True)
+
+
+def _fsync(path: Path, best_effort: bool = False) -> None:
+    """fsync a file or (``best_effort``: some filesystems refuse it) a folder."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if best_effort:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not best_effort:
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_atomic(target: str | os.PathLike, writer: Callable[[Path], None]) -> None:

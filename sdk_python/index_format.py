@@ -17,7 +17,6 @@ import json
 import os
 import stat
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .locking import folder_lock
+from .fileio import atomic_path
+from .locking import folder_lock, ordinary_file_mode
 
 MAGIC = b"DPINDEX\x00"
 TRAILER_MAGIC = b"DPIE"
@@ -302,7 +302,7 @@ def write_index_file(path: str | os.PathLike, *, vectors: np.ndarray, product_id
                      items: Sequence[dict[str, Any]], embedding_space_id: str, storage: str,
                      scales: np.ndarray | None = None, metric: str = "cosine",
                      info: dict[str, Any] | None = None) -> IndexHeader:
-    """Write atomically: a temp file in the target's folder, fsync, then ``os.replace``.
+    """Write atomically (``fileio.atomic_path``, durable): a temp file in the target's folder, fsync, then ``os.replace``.
 
     Whatever happens before the rename (an exception, Ctrl-C, a crash), the previous file at
     ``path`` is untouched; the temp file is removed on failure.
@@ -344,42 +344,24 @@ def write_index_file(path: str | os.PathLike, *, vectors: np.ndarray, product_id
 
 def _write_locked(path: Path, header: IndexHeader, payloads: dict[str, Iterable[bytes | memoryview]],
                   sections: dict[str, Section], file_size: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide the index from a web server
-        with os.fdopen(fd, "wb") as f:
-            crc = 0
-            pos = 0
+    # ordinary permissions: mkstemp's 0600 would hide the index from a web server
+    with atomic_path(path, mode=ordinary_file_mode(), durable=True) as tmp, open(tmp, "wb") as f:
+        crc = 0
+        pos = 0
 
-            def emit(data: bytes | memoryview) -> None:
-                nonlocal crc, pos
-                f.write(data)
-                crc = crc32_update(crc, data)
-                pos += len(data)
+        def emit(data: bytes | memoryview) -> None:
+            nonlocal crc, pos
+            f.write(data)
+            crc = crc32_update(crc, data)
+            pos += len(data)
 
-            emit(pack_header(header))
-            for name in SECTIONS:
-                emit(b"\x00" * (sections[name].offset - pos))
-                for chunk in payloads[name]:
-                    emit(chunk)
-            emit(b"\x00" * (file_size - TRAILER_SIZE - pos))
-            f.write(struct.pack("<I", crc) + TRAILER_MAGIC)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        emit(pack_header(header))
+        for name in SECTIONS:
+            emit(b"\x00" * (sections[name].offset - pos))
+            for chunk in payloads[name]:
+                emit(chunk)
+        emit(b"\x00" * (file_size - TRAILER_SIZE - pos))
+        f.write(struct.pack("<I", crc) + TRAILER_MAGIC)
 
 
 def _vector_chunks(vectors: np.ndarray, dtype: np.dtype, rows: int = 1 << 16) -> Iterable[memoryview]:
@@ -387,19 +369,6 @@ def _vector_chunks(vectors: np.ndarray, dtype: np.dtype, rows: int = 1 << 16) ->
     for start in range(0, vectors.shape[0], rows):
         block = np.ascontiguousarray(vectors[start:start + rows], dtype=dtype)
         yield memoryview(block).cast("B")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def open_index_fd(path: str | os.PathLike) -> tuple[int, int]:

@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from deepproduct.sdk.dataset_manifest import DatasetRow, read_dataset_manifest, write_dataset_manifest
+from deepproduct.sdk.model_manifest import sha256_file
 from deepproduct.training.atomic import write_text_atomic
 from deepproduct.training.data.staging import publish_staged_images
 from deepproduct.training.data.synth_photo import (
@@ -66,7 +67,6 @@ from deepproduct.training.data.transfer_sources import (
     load_image,
     photo_regions,
     region_sprite,
-    sha256_of,
     shrink_photo,
     slug,
     unique_id,
@@ -122,7 +122,7 @@ def _collect(sources: SourceSet, seed: int) -> tuple[list[Product], list[Image.I
         products: list[Product] = []
         for f_index, path in enumerate(files):
             image = load_image(path)
-            records.append({"source": name, "file": str(path), "sha256": sha256_of(path)})
+            records.append({"source": name, "file": str(path), "sha256": sha256_file(path)})
             stem = slug(path.stem)
             if image.mode == "RGBA":
                 p = cutout_product(path, image, name, "")

@@ -20,7 +20,6 @@ Everything here is deterministic for a seed, reads files in sorted order, and ra
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,10 +142,6 @@ def folder_files(folder: Path) -> list[Path]:
     if not files:
         raise TransferSourceError(f"{folder}: source folder has no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_image(path: Path) -> Image.Image:

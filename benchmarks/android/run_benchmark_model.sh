@@ -23,49 +23,20 @@ usage: run_benchmark_model.sh -b BENCHMARK_MODEL [-s SERIAL] [-o OUT] [-t "1 4"]
 EOF
 }
 
-BENCH=""; SERIAL=""; OUT=""; THREADS="1 4"; RUNS=50; WARMUP=10; GPU=0; NNAPI=0; INPUTS=()
-while [[ $# -gt 0 ]]; do
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+GPU=0; NNAPI=0
+extra_flag() {
   case "$1" in
-    -b) BENCH="$2"; shift 2 ;;
-    -s) SERIAL="$2"; shift 2 ;;
-    -o) OUT="$2"; shift 2 ;;
-    -t) THREADS="$2"; shift 2 ;;
-    -r) RUNS="$2"; shift 2 ;;
-    -w) WARMUP="$2"; shift 2 ;;
-    --gpu) GPU=1; shift ;;
-    --nnapi) NNAPI=1; shift ;;
-    -h|--help) usage; exit 0 ;;
-    -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
-    *) INPUTS+=("$1"); shift ;;
+    --gpu) GPU=1 ;;
+    --nnapi) NNAPI=1 ;;
+    *) return 1 ;;
   esac
-done
-[[ -n "$BENCH" && -f "$BENCH" ]] || { echo "benchmark_model binary not found (-b)" >&2; usage >&2; exit 2; }
-[[ ${#INPUTS[@]} -gt 0 ]] || { echo "no .tflite files or export folders given" >&2; usage >&2; exit 2; }
-command -v adb >/dev/null || { echo "adb not on PATH (Android platform-tools)" >&2; exit 2; }
-
-ADB=(adb)
-[[ -n "$SERIAL" ]] && ADB+=(-s "$SERIAL")
-"${ADB[@]}" get-state >/dev/null || { echo "no authorised device (adb devices)" >&2; exit 1; }
-
-MODELS=()
-for item in "${INPUTS[@]}"; do
-  if [[ -d "$item" ]]; then
-    while IFS= read -r f; do MODELS+=("$f"); done < <(find "$item" -maxdepth 1 -name '*.tflite' | sort)
-  else
-    MODELS+=("$item")
-  fi
-done
-[[ ${#MODELS[@]} -gt 0 ]] || { echo "no .tflite files found" >&2; exit 1; }
-
-DEVICE=$("${ADB[@]}" shell getprop ro.product.model | tr -d '\r' | tr ' /' '__')
-OUT=${OUT:-results/android/${DEVICE}-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT/logs"
-"${ADB[@]}" shell getprop | tr -d '\r' > "$OUT/device.txt"
-
-REMOTE=/data/local/tmp/deepproduct
-"${ADB[@]}" shell mkdir -p "$REMOTE"
-"${ADB[@]}" push "$BENCH" "$REMOTE/benchmark_model" >/dev/null
-"${ADB[@]}" shell chmod +x "$REMOTE/benchmark_model"
+}
+parse_args "$@"
+connect benchmark_model .tflite
+collect_models .tflite
+prepare_phone "" benchmark_model
 
 run() {  # run NAME ARGS... : one benchmark_model invocation, its output kept even when it fails
   local name="$1"; shift

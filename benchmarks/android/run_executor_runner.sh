@@ -27,47 +27,12 @@ usage: run_executor_runner.sh -b EXECUTOR_RUNNER [-s SERIAL] [-o OUT] [-t "1 4"]
 USAGE
 }
 
-BIN=""; SERIAL=""; OUT=""; THREADS="1 4"; RUNS=50; WARMUP=10; INPUTS=()
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    -b) BIN="$2"; shift 2 ;;
-    -s) SERIAL="$2"; shift 2 ;;
-    -o) OUT="$2"; shift 2 ;;
-    -t) THREADS="$2"; shift 2 ;;
-    -r) RUNS="$2"; shift 2 ;;
-    -w) WARMUP="$2"; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
-    *) INPUTS+=("$1"); shift ;;
-  esac
-done
-[[ -n "$BIN" && -f "$BIN" ]] || { echo "executor_runner binary not found (-b)" >&2; usage >&2; exit 2; }
-[[ ${#INPUTS[@]} -gt 0 ]] || { echo "no .pte files or export folders given" >&2; usage >&2; exit 2; }
-command -v adb >/dev/null || { echo "adb not on PATH (Android platform-tools)" >&2; exit 2; }
-
-ADB=(adb)
-[[ -n "$SERIAL" ]] && ADB+=(-s "$SERIAL")
-"${ADB[@]}" get-state >/dev/null || { echo "no authorised device (adb devices)" >&2; exit 1; }
-
-MODELS=()
-for item in "${INPUTS[@]}"; do
-  if [[ -d "$item" ]]; then  # the XNNPACK programs only: a Core ML .pte cannot run on Android
-    while IFS= read -r f; do MODELS+=("$f"); done < <(find "$item" -maxdepth 1 -name '*.pte' ! -name '*.coreml.pte' | sort)
-  else
-    MODELS+=("$item")
-  fi
-done
-[[ ${#MODELS[@]} -gt 0 ]] || { echo "no .pte files found" >&2; exit 1; }
-
-DEVICE=$("${ADB[@]}" shell getprop ro.product.model | tr -d '\r' | tr ' /' '__')
-OUT=${OUT:-results/android/${DEVICE}-executorch-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT/logs"
-"${ADB[@]}" shell getprop | tr -d '\r' > "$OUT/device.txt"
-
-REMOTE=/data/local/tmp/deepproduct
-"${ADB[@]}" shell mkdir -p "$REMOTE"
-"${ADB[@]}" push "$BIN" "$REMOTE/executor_runner" >/dev/null
-"${ADB[@]}" shell chmod +x "$REMOTE/executor_runner"
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+parse_args "$@"
+connect executor_runner .pte
+collect_models .pte ! -name '*.coreml.pte'  # the XNNPACK programs only: a Core ML .pte cannot run on Android
+prepare_phone -executorch executor_runner
 
 for model in "${MODELS[@]}"; do
   base=$(basename "$model")

@@ -8,6 +8,7 @@ Figures are written to files, never asserted on.
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -181,28 +182,22 @@ def profile(artefacts: tuple[str, ...], threads: int, runs: int, warmup: int, ba
     _save(records, out)
 
 
-@main.command("import-android")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", default="results/android.jsonl", show_default=True)
-def import_android(run_dir: str, out: str) -> None:
-    """Convert benchmarks/android/run_benchmark_model.sh output (device.txt + logs/) to records."""
-    from .android_parser import records_from_dir
+def _phone_import(name: str, parser: str, script: str, default_out: str) -> None:
+    """Register ``dp-bench NAME RUN_DIR``: a phone runner's output folder -> records (one shape for all)."""
 
-    records = records_from_dir(run_dir)
-    _echo_table(records, "skipped")
-    _save(records, out)
+    @main.command(name, help=f"Convert benchmarks/android/{script} output (device.txt + logs/) to records.")
+    @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+    @click.option("--out", default=default_out, show_default=True)
+    def command(run_dir: str, out: str) -> None:
+        records = importlib.import_module(f".{parser}", __package__).records_from_dir(run_dir)
+        _echo_table(records, "skipped")
+        _save(records, out)
 
 
-@main.command("import-executorch")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", default="results/android-executorch.jsonl", show_default=True)
-def import_executorch(run_dir: str, out: str) -> None:
-    """Convert benchmarks/android/run_executor_runner.sh output (device.txt + logs/) to records."""
-    from .executorch_parser import records_from_dir
-
-    records = records_from_dir(run_dir)
-    _echo_table(records, "skipped")
-    _save(records, out)
+for _args in (("import-android", "android_parser", "run_benchmark_model.sh", "results/android.jsonl"),
+              ("import-executorch", "executorch_parser", "run_executor_runner.sh",
+               "results/android-executorch.jsonl")):
+    _phone_import(*_args)
 
 
 @main.command("import-ios")

@@ -55,7 +55,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from deepproduct.sdk.dataset_manifest import DatasetRow, write_dataset_manifest
-from deepproduct.training.data.staging import publish_staged_images
+from deepproduct.training.data.staging import staged_images, staging_path
 from deepproduct.training.data.synth_catalog import Catalogue, ProductSpec, make_catalogue, n_test_products
 from deepproduct.training.data.synth_photo import encode_jpeg, phone_photo, shop_photo
 from deepproduct.training.data.synth_shapes import render_product
@@ -174,30 +173,14 @@ def generate_synthetic_dataset(out_dir: str | os.PathLike, n_products: int = 400
         n_distractors = n_test_products(n_products, test_fraction)
     catalogue = make_catalogue(np.random.default_rng([seed, 0]), n_products, test_fraction, n_distractors)
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".{IMAGES_DIR}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    tasks = plan_tasks(catalogue, seed, image_size, str(staging))
-    bar = None
-    if progress:
-        from ..progress import progress_bar
-
-        bar = progress_bar(total=sum(t.n_shop + t.n_user for t in tasks), unit="img", desc="synth")
+    tasks = plan_tasks(catalogue, seed, image_size, str(staging_path(images)))
+    manifest = out / MANIFEST_NAME
     rows: list[DatasetRow] = []
-    try:
+    with staged_images(images, manifest, _MARKER, "deepproduct.training.data.synth", progress=progress,
+                       total=sum(t.n_shop + t.n_user for t in tasks), unit="img", desc="synth") as advance:
         for task_rows in _run(tasks, workers):
             rows += task_rows
-            if bar is not None:
-                bar.update(len(task_rows))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    manifest = out / MANIFEST_NAME
-    publish_staged_images(staging, images, manifest, _MARKER, "deepproduct.training.data.synth")
+            advance(len(task_rows))
     params = {"generator_version": GENERATOR_VERSION, "seed": seed, "n_products": n_products,
               "test_fraction": test_fraction, "n_distractors": n_distractors, "image_size": image_size,
               "train_products": len(catalogue.train), "test_products": len(catalogue.test),

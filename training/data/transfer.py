@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from PIL import Image, ImageFilter
 from deepproduct.sdk.dataset_manifest import DatasetRow, read_dataset_manifest, write_dataset_manifest
 from deepproduct.sdk.model_manifest import sha256_file
 from deepproduct.training.atomic import write_text_atomic
-from deepproduct.training.data.staging import publish_staged_images
+from deepproduct.training.data.staging import staged_images, staging_path
 from deepproduct.training.data.synth_photo import (
     _blur,
     _lighting,
@@ -267,17 +266,11 @@ def generate_transfer_dataset(out_dir: str | os.PathLike, n_products: int = 300,
     if train_manifest is not None:  # before any image is rendered
         _refuse_shared({p.product_id for p in chosen}, out / MANIFEST_NAME, train_manifest)
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".{IMAGES_DIR}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    manifest = out / MANIFEST_NAME
+    staging = staging_path(images)
     rows: list[DatasetRow] = []
-    bar = None
-    if progress:
-        from ..progress import progress_bar  # tqdm on a terminal, a few lines in a log
-
-        bar = progress_bar(total=len(chosen), unit="product", desc="transfer")
-    try:
+    with staged_images(images, manifest, _MARKER, "deepproduct.training.data.transfer", progress=progress,
+                       total=len(chosen), unit="product", desc="transfer") as advance:
         plan = np.random.default_rng([seed, 7])
         for index, product in enumerate(chosen):
             picks = [int(i) for i in plan.choice(len(chosen), size=min(3, len(chosen)), replace=False) if i != index]
@@ -297,16 +290,7 @@ def generate_transfer_dataset(out_dir: str | os.PathLike, n_products: int = 300,
                 rows.append(DatasetRow(path=f"{IMAGES_DIR}/{product.product_id}/{name}",
                                        product_id=product.product_id, domain=domain, split="test",
                                        attributes=attrs, tags=()))
-            if bar is not None:
-                bar.update(1)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    manifest = out / MANIFEST_NAME
-    publish_staged_images(staging, images, manifest, _MARKER, "deepproduct.training.data.transfer")
+            advance(1)
     per_source: dict[str, int] = {}
     for p in chosen:
         per_source[p.source] = per_source.get(p.source, 0) + 1

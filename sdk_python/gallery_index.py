@@ -25,6 +25,7 @@ from . import __version__
 from .exact_search import (
     MAX_COARSE_QUERIES,
     CoarseCodes,
+    CoarsePlan,
     coarse_codes_for,
     coarse_scan_top_k,
     resolve_backend,
@@ -117,6 +118,7 @@ class GalleryIndex:
         self._columns: dict[str, tuple[np.ndarray, dict[tuple, int]]] = {}
         # Search-side caches, keyed by the identity of what they derive from (edits replace it).
         self._coarse: tuple[np.ndarray, CoarseCodes] | None = None
+        self._plans: dict[str, CoarsePlan] = {}
         self._product_codes_cache: tuple[list[str], np.ndarray] | None = None
 
     # ----------------------------------------------------------------- construction
@@ -331,6 +333,12 @@ class GalleryIndex:
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if not filter and not unique_products and type(queries) is np.ndarray and 0 < queries.ndim <= 2 \
+                and queries.size == queries.shape[-1] == self.dim:
+            # The common single-query case (a phone, a server request): one cached plan, no filter.
+            plan = self._plan(backend)
+            if plan is not None:
+                return plan.search_one(self._prepare_one(queries), int(k))
         weights = self.prepare_queries(queries)
         rows = self.filter_rows(filter)
         key = None if rows is None else _filter_cache_key(filter)
@@ -342,9 +350,38 @@ class GalleryIndex:
                backend: str | None, rows_key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         name = resolve_backend(backend, len(self))
         if name != "numpy" and 0 < weights.shape[0] <= MAX_COARSE_QUERIES and len(self):
+            if rows is None:
+                plan = self._plan(name)
+                assert plan is not None
+                return plan.search(weights, k)
             return coarse_scan_top_k(self._vectors, self.coarse_codes(), weights, k, rows=rows, backend=name,
                                      rows_key=rows_key)
         return top_k_inner_product(self._vectors, weights, k, rows=rows, threads=threads)
+
+    def _prepare_one(self, query: np.ndarray) -> np.ndarray:
+        """``prepare_queries`` for one query of ``dim`` values, as a (D,) row: the same arithmetic."""
+        q64 = query.reshape(-1).astype(np.float32, copy=False).astype(np.float64)
+        norm = math.sqrt(float(q64 @ q64))
+        if not math.isfinite(norm):
+            raise ValueError("querys contain NaN or infinity")
+        if norm == 0:
+            raise ValueError("query 0 is all zeros; cannot normalise")
+        qn = (q64 / norm).astype(np.float32)
+        return qn * self._scales if self.storage == "int8" and self._scales is not None else qn
+
+    def _plan(self, backend: str | None) -> CoarsePlan | None:
+        """The cached unfiltered accelerated scan for ``backend`` (None: numpy, or an empty index)."""
+        if not len(self):
+            return None
+        name = resolve_backend(backend, len(self))
+        if name == "numpy":
+            return None
+        plan = self._plans.get(name)
+        if plan is None or plan.vectors is not self._vectors:
+            if plan is not None:
+                self._plans.clear()
+            plan = self._plans[name] = CoarsePlan(self._vectors, self.coarse_codes(), name)
+        return plan
 
     def coarse_codes(self) -> CoarseCodes:
         """Stage-1 codes of the accelerated scan: int8 storage's own codes, or an int8 shadow of

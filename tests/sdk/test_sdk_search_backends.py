@@ -231,3 +231,37 @@ def test_auto_prefers_the_in_place_kernel_for_large_galleries(monkeypatch):
     assert large == ("simsimd" if "simsimd" in installed else installed[0])
     monkeypatch.setenv("DEEPPRODUCT_SEARCH_BACKEND", "numpy")
     assert exact_search.resolve_backend(None, 10) == "numpy"
+
+
+@pytest.mark.parametrize("storage", ["float32", "int8"])
+def test_single_query_fast_path_equals_the_batch_path_and_the_reference(storage):
+    # One unfiltered query takes GalleryIndex's cached plan (one block, or several: 70k rows are
+    # more than one block of every backend); it must answer exactly as the batch path does.
+    rng = np.random.default_rng(11)
+    emb = rng.standard_normal((70_000, 8)).astype(np.float32)
+    emb[1000:1040] = emb[7]  # exact ties across the first block boundary's neighbourhood
+    emb[69_990:] = emb[7]
+    index = _index(storage, emb, meta=False)
+    pair = np.vstack([emb[7], -emb[7]])
+    for q in (emb[7], emb[7][None, :], rng.standard_normal(8), (emb[3] * 1000).astype(np.float64),
+              np.arange(1, 9)):
+        for k in (1, 10, 60):
+            ref_s, ref_p = _reference(index, np.atleast_2d(q), k)
+            for backend in SIMD:
+                s, p = index.search_arrays(q, k, backend=backend)
+                assert s.shape == p.shape == (1, k) and s.dtype == np.float32 and p.dtype == np.int64
+                np.testing.assert_array_equal(p, ref_p)
+                np.testing.assert_allclose(s, ref_s, atol=1e-6, rtol=0)
+                bs, bp = index.search_arrays(np.vstack([np.atleast_2d(q), pair]), k, backend=backend)
+                np.testing.assert_array_equal(bp[:1], p)
+                np.testing.assert_array_equal(bs[:1], s)
+    small = _index(storage, emb[:5], meta=False)
+    for backend in SIMD:
+        assert small.search_arrays(emb[7], 50, backend=backend)[1].shape == (1, 5)  # k > N
+        with pytest.raises(ValueError, match="NaN"):
+            small.search_arrays(np.full(8, np.nan, np.float32), 3, backend=backend)
+        with pytest.raises(ValueError, match="all zeros"):
+            small.search_arrays(np.zeros(8), 3, backend=backend)
+        with pytest.raises(Exception, match="dimension"):
+            small.search_arrays(np.ones(9), 3, backend=backend)
+    assert GalleryIndex(8, storage).search_arrays(np.ones(8), 3)[1].shape == (1, 0)

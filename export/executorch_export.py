@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import ExportError
-from .exporters import Exporter, ExportJob, register_exporter
+from .exporters import Exporter, ExportJob, convert_each, register_exporter
 
 if TYPE_CHECKING:  # variants reads the finished table at import: no import cycle at run time
     from .variants import Variant
@@ -81,17 +81,11 @@ class ExecuTorchExporter(Exporter):
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:
         from .executorch_lower import export_xnnpack_fp32, export_xnnpack_int8
 
-        facts: dict[str, dict] = {}
-        for v in variants:
-            path = job.out / v.file
-            if v.precision == "fp32":
-                summary = job.stages.run("executorch: lower fp32 to XNNPACK (.pte)",
-                                         lambda p=path: export_xnnpack_fp32(job.model, job.info, p))
-            else:
-                summary = job.stages.run("executorch: int8 PT2E (XNNPACKQuantizer, per-channel) to XNNPACK",
-                                         lambda p=path: export_xnnpack_int8(job.model, job.info, job.calib, p))
-            facts[v.key] = {"delegation": summary.to_dict()}
-        return facts
+        steps = {"fp32": ("executorch: lower fp32 to XNNPACK (.pte)",
+                          lambda p: export_xnnpack_fp32(job.model, job.info, p)),
+                 "int8": ("executorch: int8 PT2E (XNNPACKQuantizer, per-channel) to XNNPACK",
+                          lambda p: export_xnnpack_int8(job.model, job.info, job.calib, p))}
+        return {v.key: {"delegation": summary.to_dict()} for v, _, summary in convert_each(job, variants, steps)}
 
     def check(self, job: ExportJob, variant: Variant, facts: dict) -> dict:
         structure = job.stages.run(f"executorch: structural checks {variant.precision}",
@@ -110,12 +104,9 @@ class ExecuTorchCoreMLExporter(Exporter):
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:
         from .executorch_lower import export_coreml_fp16
 
-        facts: dict[str, dict] = {}
-        for v in variants:
-            summary = job.stages.run("executorch-coreml: lower fp16 to the Core ML delegate (.pte)",
-                                     lambda p=job.out / v.file: export_coreml_fp16(job.model, job.info, p))
-            facts[v.key] = {"delegation": summary.to_dict()}
-        return facts
+        steps = {"fp16": ("executorch-coreml: lower fp16 to the Core ML delegate (.pte)",
+                          lambda p: export_coreml_fp16(job.model, job.info, p))}
+        return {v.key: {"delegation": summary.to_dict()} for v, _, summary in convert_each(job, variants, steps)}
 
     def check(self, job: ExportJob, variant: Variant, facts: dict) -> dict:
         from .executorch_lower import COREML, COREML_MINIMUM_TARGET, backend_available

@@ -17,6 +17,7 @@ Heavy converter modules are imported inside the steps, so reading the table cost
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -61,6 +62,16 @@ class Exporter:
 
     def check(self, job: ExportJob, variant: Variant, facts: dict) -> dict:
         raise NotImplementedError
+
+
+def convert_each(job: ExportJob, variants: list[Variant], steps: dict[str, tuple[str, Callable[[Path], Any]]]
+                 ) -> Iterator[tuple[Variant, Path, Any]]:
+    """Write each variant as one stage: ``steps[precision] = (stage name, convert(path))``;
+    yields ``(variant, path, what convert returned)``."""
+    for v in variants:
+        path = job.out / v.file
+        name, convert = steps[v.precision]
+        yield v, path, job.stages.run(name, lambda c=convert, p=path: c(p))
 
 
 EXPORTERS: Registry[Exporter] = Registry("export format")
@@ -116,14 +127,11 @@ class TFLiteExporter(Exporter):
 
         size = job.info.input_size
         facts: dict[str, dict] = {}
-        for v in variants:
-            path = job.out / v.file
-            if v.precision == "fp32":
-                job.stages.run("tflite: convert fp32 (litert-torch, NHWC)",
-                               lambda p=path: export_tflite_fp32(job.model, size, p))
-            else:
-                job.stages.run("tflite: int8 PT2E static per-channel",
-                               lambda p=path: export_tflite_int8(job.model, size, nchw_to_nhwc(job.calib), p))
+        steps = {"fp32": ("tflite: convert fp32 (litert-torch, NHWC)",
+                          lambda p: export_tflite_fp32(job.model, size, p)),
+                 "int8": ("tflite: int8 PT2E static per-channel",
+                          lambda p: export_tflite_int8(job.model, size, nchw_to_nhwc(job.calib), p))}
+        for v, path, _ in convert_each(job, variants, steps):
             # Writing the metadata also reads it back and checks what the clients rely on.
             facts[v.key] = {"metadata": job.stages.run(
                 f"tflite: metadata ({v.precision}, tflite-support venv)",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import ExportError
-from .exporters import Exporter, ExportJob, convert_each, register_exporter
+from .exporters import FP32_INT8, Exporter, ExportJob, convert_each, register_exporter
 
 if TYPE_CHECKING:  # variants reads the finished table at import: no import cycle at run time
     from .variants import Variant
@@ -73,10 +73,8 @@ def _structure(job: ExportJob, variant: Variant, fmt: str) -> dict:
 
 @register_exporter
 class ExecuTorchExporter(Exporter):
-    format = "executorch"
-    suffix = ".pte"
-    layout = "NCHW"
-    precisions = {"none": "fp32", "fp32": "fp32", "fp16": None, "int8": "int8", "palette": None}
+    format, suffix, layout = "executorch", ".pte", "NCHW"
+    precisions = FP32_INT8
 
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:
         from .executorch_lower import export_xnnpack_fp32, export_xnnpack_int8
@@ -96,9 +94,7 @@ class ExecuTorchExporter(Exporter):
 
 @register_exporter
 class ExecuTorchCoreMLExporter(Exporter):
-    format = "executorch-coreml"
-    suffix = ".coreml.pte"
-    layout = "NCHW"
+    format, suffix, layout = "executorch-coreml", ".coreml.pte", "NCHW"
     precisions = {"none": "fp16", "fp32": None, "fp16": "fp16", "int8": None, "palette": None}
 
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:

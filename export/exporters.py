@@ -76,6 +76,9 @@ def convert_each(job: ExportJob, variants: list[Variant], steps: dict[str, tuple
 
 EXPORTERS: Registry[Exporter] = Registry("export format")
 
+#: The precisions of a format that writes fp32 and int8 only (TFLite, ExecuTorch XNNPACK).
+FP32_INT8: dict[str, str | None] = {"none": "fp32", "fp32": "fp32", "fp16": None, "int8": "int8", "palette": None}
+
 
 def register_exporter(cls: type[Exporter]) -> type[Exporter]:
     """Class decorator: add a row (an instance of ``cls``) under ``cls.format``."""
@@ -85,9 +88,7 @@ def register_exporter(cls: type[Exporter]) -> type[Exporter]:
 
 @register_exporter
 class OnnxExporter(Exporter):
-    format = "onnx"
-    suffix = ".onnx"
-    layout = "NCHW"
+    format, suffix, layout = "onnx", ".onnx", "NCHW"
     precisions = {"none": "fp32", "fp32": "fp32", "fp16": "fp16", "int8": "int8", "palette": None}
 
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:
@@ -116,10 +117,8 @@ class OnnxExporter(Exporter):
 
 @register_exporter
 class TFLiteExporter(Exporter):
-    format = "tflite"
-    suffix = ".tflite"
-    layout = "NHWC"
-    precisions = {"none": "fp32", "fp32": "fp32", "fp16": None, "int8": "int8", "palette": None}
+    format, suffix, layout = "tflite", ".tflite", "NHWC"
+    precisions = FP32_INT8
 
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:
         from .tflite_export import export_tflite_fp32, export_tflite_int8
@@ -155,9 +154,7 @@ class TFLiteExporter(Exporter):
 
 @register_exporter
 class CoreMLExporter(Exporter):
-    format = "coreml"
-    suffix = ".mlpackage"
-    layout = "image"
+    format, suffix, layout = "coreml", ".mlpackage", "image"
     precisions = {"none": "fp16", "fp32": "fp32", "fp16": "fp16", "int8": "int8", "palette": "palette6"}
 
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:

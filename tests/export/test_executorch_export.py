@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.export import model_info_of
 
 from deepproduct.export.errors import ExportError
 from deepproduct.export.executorch_export import structure_problems
 from deepproduct.export.manifest import minimal_manifest, write_manifest
-from deepproduct.export.model_info import ModelInfo
 from deepproduct.sdk.bundle import BundleError, write_bundle
 from deepproduct.sdk.embedders import load_embedder
 from deepproduct.sdk.gallery_index import GalleryIndex
 from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image
-from deepproduct.training.checkpoint import embedding_space_id
 from deepproduct.training.models import build_embedding_net
 
 pytest.importorskip("executorch", reason="the executorch extra (make setup installs it)")
@@ -32,11 +31,7 @@ def _tiny(pooling: str = "avg", seed: int = 0):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
-    mean, std = model.normalisation
-    info = ModelInfo(name="tiny", version="0", backbone="tiny_cnn", embedding_dim=16, input_size=model.input_size,
-                     embedding_space_id=embedding_space_id(model), mean=tuple(mean), std=tuple(std),
-                     preprocessing=PreprocessingSpec.for_input_size(model.input_size))
-    return model, info
+    return model, model_info_of(model, version="0")
 
 
 def _images(n: int, size: int, seed: int = 1) -> np.ndarray:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import torch
+from support.export import legacy_onnx_export, model_info_of
 
 from deepproduct.export import parity
-from deepproduct.export.model_info import ModelInfo
 from deepproduct.export.onnx_quantize import float_convs, quantize_int8
 from deepproduct.export.runtimes import run_onnx
-from deepproduct.sdk.preprocessing import PreprocessingSpec
-from deepproduct.training.checkpoint import embedding_space_id
 from deepproduct.training.models import build_embedding_net
 
 
@@ -19,14 +17,8 @@ def test_stem_runs_in_float_and_the_rest_stays_int8(tmp_path):
     torch.manual_seed(0)
     model = build_embedding_net("tiny_cnn", 16, "avg", pretrained=False).eval()
     size = model.input_size
-    fp32 = tmp_path / "fp32.onnx"
-    torch.onnx.export(model, (torch.rand(1, 3, size, size),), str(fp32), dynamo=False, input_names=["image"],
-                      output_names=["embedding"], opset_version=17,
-                      dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
-    mean, std = model.normalisation
-    info = ModelInfo(name="t", version="1", backbone="tiny_cnn", embedding_dim=16, input_size=size,
-                     embedding_space_id=embedding_space_id(model), mean=tuple(mean), std=tuple(std),
-                     preprocessing=PreprocessingSpec.for_input_size(size))
+    fp32 = legacy_onnx_export(model, tmp_path / "fp32.onnx", size)
+    info = model_info_of(model, name="t")
     calib = np.random.default_rng(0).random((8, 3, size, size), dtype=np.float32)
     int8 = tmp_path / "int8.onnx"
     quantize_int8(fp32, int8, calib, info)

@@ -13,10 +13,10 @@ import torch
 from onnx import numpy_helper
 from PIL import Image, ImageEnhance
 from scipy.stats import binomtest
+from support.export import legacy_onnx_export, model_info_of
 
 from deepproduct.export import parity, recall_gate
 from deepproduct.export.calibration import ImageSet, calibration_source, load_tensors, resolve_image_source
-from deepproduct.export.model_info import ModelInfo
 from deepproduct.export.runtimes import run_onnx
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 
@@ -117,7 +117,6 @@ def tiny_int8(gate_data, tmp_path_factory):
     fp32 ONNX and two int8 files from the exporter's quantiser that differ only in the calibration
     seed, calibrated on the train split with the parity images excluded."""
     from deepproduct.export.onnx_quantize import quantize_int8
-    from deepproduct.training.checkpoint import embedding_space_id
     from deepproduct.training.models import build_embedding_net
 
     folder = tmp_path_factory.mktemp("gatemodel")
@@ -139,14 +138,8 @@ def tiny_int8(gate_data, tmp_path_factory):
         model.embed.weight.copy_(torch.randn(32, 32, generator=g) / (pooled.std(0) + 1e-6))
         model.embed.bias.copy_(-model.embed.weight @ pooled.mean(0))
         reference = model(torch.from_numpy(parity_x)).numpy()
-    fp32 = folder / "model_fp32.onnx"
-    torch.onnx.export(model, (torch.rand(1, 3, size, size),), str(fp32), dynamo=False, input_names=["image"],
-                      output_names=["embedding"], opset_version=17,
-                      dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
-    mean, std = model.normalisation
-    info = ModelInfo(name="tiny", version="1", backbone="tiny_cnn", embedding_dim=32, input_size=size,
-                     embedding_space_id=embedding_space_id(model), mean=tuple(mean), std=tuple(std),
-                     preprocessing=spec)
+    fp32 = legacy_onnx_export(model, folder / "model_fp32.onnx", size)
+    info = model_info_of(model, preprocessing=spec)
     int8 = {}
     for seed in (0, 1):
         _, calib = load_tensors(candidates, spec, 32, seed=seed, require=True)

@@ -9,12 +9,13 @@ calibration: the weights are random anyway) and optionally TFLite fp32 (litert-t
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from deepproduct.export.manifest import minimal_manifest, write_manifest
+
+from .export import legacy_onnx_export
 
 
 def write_tiny_export(out: str | Path, *, tflite: bool = False, embedding_dim: int = 16, seed: int = 0) -> Path:
@@ -30,16 +31,8 @@ def write_tiny_export(out: str | Path, *, tflite: bool = False, embedding_dim: i
     model = build_embedding_net("tiny_cnn", embedding_dim, pretrained=False).eval()
     size = model.input_size
     checkpoint = save_checkpoint(out / "checkpoint.safetensors", model, model_config=model_config_of(model))
-    example = torch.rand(1, 3, size, size)
-
-    artefacts = []
-    fp32 = out / "model_fp32.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(fp32), dynamo=False, input_names=["image"],
-                          output_names=["embedding"], opset_version=17,
-                          dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
-    artefacts.append(("onnx", "fp32", fp32))
+    fp32 = legacy_onnx_export(model, out / "model_fp32.onnx", size)
+    artefacts = [("onnx", "fp32", fp32)]
     int8 = out / "model_int8.onnx"
     _quantize_onnx(fp32, int8, size, seed)
     artefacts.append(("onnx", "int8", int8))
@@ -48,7 +41,7 @@ def write_tiny_export(out: str | Path, *, tflite: bool = False, embedding_dim: i
 
         nhwc = litert_torch.to_channel_last_io(model, args=[0])
         path = out / "model_fp32.tflite"
-        litert_torch.convert(nhwc, (example.permute(0, 2, 3, 1).contiguous(),)).export(str(path))
+        litert_torch.convert(nhwc, (torch.rand(1, size, size, 3),)).export(str(path))
         artefacts.append(("tflite", "fp32", path))
 
     mean, std = model.normalisation

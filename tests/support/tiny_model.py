@@ -9,13 +9,14 @@ the SDK.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from deepproduct.export.manifest import minimal_manifest, sha256_file, write_manifest
+
+from .export import legacy_onnx_export
 
 FIXTURE_INPUT_SIZE = 32
 FIXTURE_DIM = 16
@@ -50,18 +51,11 @@ def build_tiny_model(out_dir: Path, dim: int = FIXTURE_DIM, input_size: int = FI
 
     The embedding-space id is the ONNX file's sha256 unless ``space_id`` (64 hex digits) is given.
     """
-    import torch
 
     model = make_tiny_module(dim, seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / "model.onnx"
-    example = torch.rand(2, 3, input_size, input_size)
-    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but 10x faster here
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(onnx_path), input_names=["image"], output_names=["embedding"],
-                          dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
+    onnx_path = legacy_onnx_export(model, out_dir / "model.onnx", input_size, batch=2)
     manifest = minimal_manifest([("model.onnx", "onnx", "fp32")], name="tiny-test-cnn", backbone="tiny",
                                 embedding_dim=dim, input_size=input_size, mean=(0.5, 0.5, 0.5),
                                 embedding_space_id=space_id or sha256_file(onnx_path))

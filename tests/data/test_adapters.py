@@ -215,24 +215,20 @@ def test_pairs_csv_split_by_seed(tmp_path: Path) -> None:
         assert {r.domain for r in a.rows if r.product_id == pid} == {"user", "shop"}
 
 
-def test_pairs_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name, text, error", [
+    ("p.csv", "street,shop,product_id,split\na.jpg,b.jpg,1,train\n", r"(?s)1 of 2 listed images are missing.*b\.jpg"),
+    ("p.csv", "street,shop,sku\na.jpg,a.jpg,1\n", "missing the product id field"),
+    ("p.csv", "street,shop,product_id\na.jpg,,1\nc.jpg,a.jpg,2\n",
+     r"line 3: a.jpg is the shop image of product 2 here but the user image"),
+    ("p.csv", "street,shop,product_id,split\na.jpg,,1,val\n", r"line 2: split 'val'"),
+    ("p.txt", "a.jpg a.jpg 1\n", "unsupported pair list format"),
+])
+def test_pairs_errors(tmp_path: Path, name: str, text: str, error: str) -> None:
     images = tmp_path / "img"
     _jpg(images / "a.jpg")
-    (tmp_path / "p.csv").write_text("street,shop,product_id,split\na.jpg,b.jpg,1,train\n")
-    with pytest.raises(AdapterError, match=r"(?s)1 of 2 listed images are missing.*b\.jpg"):
-        pairs_to_manifest(tmp_path / "p.csv", images, tmp_path / "m.csv")
-    (tmp_path / "p.csv").write_text("street,shop,sku\na.jpg,a.jpg,1\n")
-    with pytest.raises(AdapterError, match="missing the product id field"):
-        pairs_to_manifest(tmp_path / "p.csv", images, tmp_path / "m.csv")
-    (tmp_path / "p.csv").write_text("street,shop,product_id\na.jpg,,1\nc.jpg,a.jpg,2\n")
-    with pytest.raises(AdapterError, match=r"line 3: a.jpg is the shop image of product 2 here but the user image"):
-        pairs_to_manifest(tmp_path / "p.csv", images, tmp_path / "m.csv")
-    (tmp_path / "p.csv").write_text("street,shop,product_id,split\na.jpg,,1,val\n")
-    with pytest.raises(AdapterError, match=r"line 2: split 'val'"):
-        pairs_to_manifest(tmp_path / "p.csv", images, tmp_path / "m.csv")
-    (tmp_path / "p.txt").write_text("a.jpg a.jpg 1\n")
-    with pytest.raises(AdapterError, match="unsupported pair list format"):
-        pairs_to_manifest(tmp_path / "p.txt", images, tmp_path / "m.csv")
+    (tmp_path / name).write_text(text)
+    with pytest.raises(AdapterError, match=error):
+        pairs_to_manifest(tmp_path / name, images, tmp_path / "m.csv")
 
 
 # -- ImageFolder by product ------------------------------------------------------------------------

@@ -209,6 +209,16 @@ def sop_to_manifest(root: str | os.PathLike, out_csv: str | os.PathLike) -> Path
     return _finish(entries, out_csv, f"Stanford Online Products in {root}")
 
 
+def _deepfashion_partition(root: Path, header: list[str], what: str, image_column: int
+                           ) -> tuple[Path, list[tuple[int, list[str]]], Path]:
+    """DeepFashion's ``list_eval_partition.txt`` under ``root``: (its path, numbered rows, image base folder)."""
+    part = _find(root, ["Eval/list_eval_partition.txt", "list_eval_partition.txt"], "list_eval_partition.txt")
+    rows = _deepfashion_rows(part, header)
+    if not rows:
+        raise AdapterError(f"{part}: no {what} listed")
+    return part, rows, _image_base(part, root, rows[0][1][image_column])
+
+
 # -- DeepFashion In-shop ---------------------------------------------------------------------------
 
 INSHOP_HEADER = ["image_name", "item_id", "evaluation_status"]
@@ -217,12 +227,7 @@ INSHOP_ROLES = {"train": ("train", "shop"), "query": ("test", "user"), "gallery"
 
 def inshop_to_manifest(root: str | os.PathLike, out_csv: str | os.PathLike) -> Path:
     """DeepFashion In-shop: query images become test/user, gallery images test/shop."""
-    root = Path(root)
-    part = _find(root, ["Eval/list_eval_partition.txt", "list_eval_partition.txt"], "list_eval_partition.txt")
-    rows = _deepfashion_rows(part, INSHOP_HEADER)
-    if not rows:
-        raise AdapterError(f"{part}: no images listed")
-    base = _image_base(part, root, rows[0][1][0])
+    part, rows, base = _deepfashion_partition(Path(root), INSHOP_HEADER, "images", image_column=0)
     entries = []
     for n, (name, item, status) in rows:
         if status not in INSHOP_ROLES:
@@ -247,12 +252,7 @@ def consumer2shop_to_manifest(root: str | os.PathLike, out_csv: str | os.PathLik
     """
     if val not in VAL_CHOICES:
         raise AdapterError(f"val must be one of {', '.join(VAL_CHOICES)}, got {val!r}")
-    root = Path(root)
-    part = _find(root, ["Eval/list_eval_partition.txt", "list_eval_partition.txt"], "list_eval_partition.txt")
-    rows = _deepfashion_rows(part, C2S_HEADER)
-    if not rows:
-        raise AdapterError(f"{part}: no image pairs listed")
-    base = _image_base(part, root, rows[0][1][1])
+    part, rows, base = _deepfashion_partition(Path(root), C2S_HEADER, "image pairs", image_column=1)
     seen: dict[str, tuple[str, str, int]] = {}
     entries = []
     for n, (consumer, shop, item, status) in rows:

@@ -41,17 +41,28 @@ def _run_adapter(fn, *args, **kwargs) -> None:
     _report(path)
 
 
+def _generator_options(params_file: str, products: int, products_help: str):
+    """``--out``, ``--products`` and ``--seed``, the first options of every image generator (synth, transfer)."""
+    def decorate(command):
+        for option in reversed([  # click lists a command's options in decorator order, top first
+            click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                         help=f"Folder to write images/, manifest.csv and {params_file} into."),
+            click.option("--products", default=products, show_default=True, type=click.IntRange(min=2),
+                         help=products_help),
+            click.option("--seed", default=0, show_default=True, type=int),
+        ]):
+            command = option(command)
+        return command
+    return decorate
+
+
 @click.group()
 def main() -> None:
     """Dataset manifests for DeepProduct: synthetic benchmark, real-data adapters, statistics."""
 
 
 @main.command()
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write images/, manifest.csv and synth.json into.")
-@click.option("--products", default=400, show_default=True, type=click.IntRange(min=2),
-              help="Train + test products (distractors come on top).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@_generator_options("synth.json", 400, "Train + test products (distractors come on top).")
 @click.option("--test-fraction", default=0.3, show_default=True, type=click.FloatRange(0, 1, min_open=True,
                                                                                      max_open=True))
 @click.option("--distractors", default=None, type=click.IntRange(min=0),
@@ -77,11 +88,7 @@ def synth(out: Path, products: int, seed: int, test_fraction: float, distractors
 
 
 @main.command()
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write images/, manifest.csv and transfer.json into.")
-@click.option("--products", default=300, show_default=True, type=click.IntRange(min=2),
-              help="At most this many products (fewer if the sources hold fewer).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@_generator_options("transfer.json", 300, "At most this many products (fewer if the sources hold fewer).")
 @click.option("--sources", "source_names", default=None,
               help="Comma-separated registered sources [default: every installed one], "
                    "e.g. skimage,sklearn,matplotlib,wallpapers,tuxpaint; '' for none (--source only).")

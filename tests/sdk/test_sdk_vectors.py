@@ -11,15 +11,8 @@ import pytest
 from support import VECTORS
 
 from deepproduct.sdk import exact_search
+from deepproduct.sdk import index_format as fmt
 from deepproduct.sdk.gallery_index import GalleryIndex, normalize_rows
-from deepproduct.sdk.index_format import (
-    ChecksumError,
-    EmbeddingSpaceMismatchError,
-    IndexFileError,
-    QueryDimensionError,
-    TruncatedIndexError,
-    UnsupportedVersionError,
-)
 from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image, resize_and_crop
 
 INDEX_DOC = json.loads((VECTORS / "index" / "expected.json").read_text(encoding="utf-8"))
@@ -62,11 +55,11 @@ def test_empty_index_vector():
 
 
 @pytest.mark.parametrize(("name", "error"), [
-    ("truncated.dpindex", TruncatedIndexError),
-    ("version2.dpindex", UnsupportedVersionError),
-    ("bad_checksum.dpindex", ChecksumError),
-    ("bad_header_crc.dpindex", ChecksumError),
-    ("not_an_index.dpindex", IndexFileError),
+    ("truncated.dpindex", fmt.TruncatedIndexError),
+    ("version2.dpindex", fmt.UnsupportedVersionError),
+    ("bad_checksum.dpindex", fmt.ChecksumError),
+    ("bad_header_crc.dpindex", fmt.ChecksumError),
+    ("not_an_index.dpindex", fmt.IndexFileError),
 ])
 def test_bad_vectors(name, error):
     with pytest.raises(error, match=name):
@@ -75,9 +68,9 @@ def test_bad_vectors(name, error):
 
 def test_space_and_dimension_errors_on_vectors():
     path = VECTORS / "index" / "float32.dpindex"
-    with pytest.raises(EmbeddingSpaceMismatchError):
+    with pytest.raises(fmt.EmbeddingSpaceMismatchError):
         GalleryIndex.load(path, expected_space_id="some-other-model")
-    with pytest.raises(QueryDimensionError):
+    with pytest.raises(fmt.QueryDimensionError):
         GalleryIndex.load(path).search(np.ones(15, np.float32))
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ _PARAM = re.compile(r"^(?:[A-Z]+:\s*)?(?P<name>[#\w ()-]+?):\s*\[(?P<value>[^\]]
 _MEMORY = re.compile(r"(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\):"
                      r"\s*init=(?P<init>[\d.e+-]+)\s+overall=(?P<overall>[\d.e+-]+)")
 _FILE_SIZE = re.compile(r"The input model file size \(MB\):\s*(?P<mb>[\d.e+-]+)")
-_NAME = re.compile(r"^(?P<stem>.+?)__t(?P<threads>\d+)__(?P<delegate>\w+)$")
+#: A runner log's file name: <artefact stem>__t<threads>__<delegate>.log
+LOG_NAME = re.compile(r"^(?P<stem>.+?)__t(?P<threads>\d+)__(?P<delegate>\w+)$")
 _PRECISION = re.compile(r"(fp32|fp16|int8|int16|palette\d*)", re.IGNORECASE)
 
 
@@ -180,23 +182,36 @@ def records_from_dir(directory: str | os.PathLike, run_id: str | None = None) ->
 
     A failed run (no timing lines) becomes a ``skipped`` record with the tool's error message.
     """
+    return runner_records(directory, run_id, "benchmark_model", parse_benchmark_log, run_to_record,
+                          lambda stem: artefact_key_for(stem)[0])
+
+
+def runner_records(directory: str | os.PathLike, run_id: str | None, tool: str, parse: Callable[[str], Any],
+                   to_record: Callable[..., dict[str, Any]], artefact_key: Callable[[str], str],
+                   machine_tool: str | None = None) -> list[dict[str, Any]]:
+    """The records of a phone runner's output folder (benchmark_model, executor_runner): the
+    machine from ``device.txt``, one record per ``logs/*.log`` -- ``to_record(parse(text), machine,
+    run_id, log name, name fields)``, or ``skipped`` with the tool's error where ``parse`` finds no
+    timings."""
     directory = Path(directory)
     run_id = run_id or new_run_id()
     device = directory / "device.txt"
     machine = parse_getprop(device.read_text(encoding="utf-8")) if device.is_file() else {"kind": "android"}
+    if machine_tool:
+        machine["tool"] = machine_tool
     logs = sorted((directory / "logs").glob("*.log")) or sorted(directory.glob("*.log"))
     if not logs:
-        raise FileNotFoundError(f"{directory}: no benchmark_model logs (*.log or logs/*.log)")
+        raise FileNotFoundError(f"{directory}: no {tool} logs (*.log or logs/*.log)")
     records = []
     for log in logs:
-        name = _NAME.match(log.stem)
+        name = LOG_NAME.match(log.stem)
         fallback = name.groupdict() if name else {"stem": log.stem}
         try:
-            run = parse_benchmark_log(log.read_text(encoding="utf-8", errors="replace"))
+            run = parse(log.read_text(encoding="utf-8", errors="replace"))
         except BenchmarkLogError as exc:
-            key, _ = artefact_key_for(fallback.get("stem", log.stem))
-            records.append(make_record("skipped", machine=machine, run_id=run_id, source="android", artefact=key,
-                                       what=f"benchmark_model {log.name}", reason=str(exc)))
+            records.append(make_record("skipped", machine=machine, run_id=run_id, source="android",
+                                       artefact=artefact_key(fallback.get("stem", log.stem)),
+                                       what=f"{tool} {log.name}", reason=str(exc)))
             continue
-        records.append(run_to_record(run, machine, run_id, log.name, fallback))
+        records.append(to_record(run, machine, run_id, log.name, fallback))
     return records

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .android_parser import BenchmarkLogError, parse_getprop
-from .schema import make_record, new_run_id
+from .android_parser import BenchmarkLogError, runner_records
+from .schema import make_record
 
 _ITER = re.compile(r"Iteration (?P<i>\d+) of (?P<n>\d+): (?P<ms>[\d.e+-]+) ms")
 _TOTAL = re.compile(r"Model executed successfully (?P<n>\d+) time\(s\) in (?P<ms>[\d.e+-]+) ms")
@@ -37,7 +37,6 @@ _LOAD = re.compile(r"Model loaded in (?P<ms>[\d.e+-]+) ms")
 _THREADS = re.compile(r"Resetting threadpool with num threads = (?P<n>-?\d+)")
 _MODEL = re.compile(r"Model file (?P<path>\S+) is loaded")
 _FAIL = re.compile(r"(failed with status 0x[0-9a-fA-F]+|Backend \w+ is not registered|error: .*)")
-_NAME = re.compile(r"^(?P<stem>.+?)__t(?P<threads>\d+)__(?P<delegate>\w+)$")
 _PRECISION = re.compile(r"(fp32|fp16|int8)", re.IGNORECASE)
 
 
@@ -112,24 +111,5 @@ def run_to_record(run: ExecutorRunnerRun, machine: dict[str, Any], run_id: str, 
 
 def records_from_dir(directory: str | os.PathLike, run_id: str | None = None) -> list[dict[str, Any]]:
     """All records of one run_executor_runner.sh output folder: ``device.txt`` + ``logs/*.log``."""
-    directory = Path(directory)
-    run_id = run_id or new_run_id()
-    device = directory / "device.txt"
-    machine = parse_getprop(device.read_text(encoding="utf-8")) if device.is_file() else {"kind": "android"}
-    machine["tool"] = "executorch executor_runner"
-    logs = sorted((directory / "logs").glob("*.log")) or sorted(directory.glob("*.log"))
-    if not logs:
-        raise FileNotFoundError(f"{directory}: no executor_runner logs (*.log or logs/*.log)")
-    records = []
-    for log in logs:
-        name = _NAME.match(log.stem)
-        fallback = name.groupdict() if name else {"stem": log.stem}
-        try:
-            run = parse_executor_runner_log(log.read_text(encoding="utf-8", errors="replace"))
-        except BenchmarkLogError as exc:
-            key = artefact_key_for(fallback.get("stem", log.stem))[0]
-            records.append(make_record("skipped", machine=machine, run_id=run_id, source="android", artefact=key,
-                                       what=f"executor_runner {log.name}", reason=str(exc)))
-            continue
-        records.append(run_to_record(run, machine, run_id, log.name, fallback))
-    return records
+    return runner_records(directory, run_id, "executor_runner", parse_executor_runner_log, run_to_record,
+                          lambda stem: artefact_key_for(stem)[0], machine_tool="executorch executor_runner")

@@ -11,6 +11,7 @@ weights unless given a local weights file.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import timm
 import torch
@@ -121,24 +122,25 @@ def _timm_backbone(name: str, timm_name: str, pretrained: bool | str) -> Backbon
     )
 
 
-@register_backbone("efficientnet_lite0")
-def efficientnet_lite0(pretrained: bool | str = True) -> Backbone:
-    return _timm_backbone("efficientnet_lite0", "tf_efficientnet_lite0", pretrained)
+#: The timm backbones: our name -> (timm's model name, whether ``pretrained`` defaults to True).
+TIMM_BACKBONES = {
+    "efficientnet_lite0": ("tf_efficientnet_lite0", True),
+    "efficientnet_lite1": ("tf_efficientnet_lite1", True),
+    "efficientnet_lite2": ("tf_efficientnet_lite2", True),
+    "mobilenetv4_conv_small": ("mobilenetv4_conv_small", False),
+}
 
 
-@register_backbone("efficientnet_lite1")
-def efficientnet_lite1(pretrained: bool | str = True) -> Backbone:
-    return _timm_backbone("efficientnet_lite1", "tf_efficientnet_lite1", pretrained)
+def _timm_builder(name: str, timm_name: str, default_pretrained: bool) -> Callable[..., Backbone]:
+    def build(pretrained: bool | str = default_pretrained) -> Backbone:
+        return _timm_backbone(name, timm_name, pretrained)
+
+    build.__name__ = build.__qualname__ = name
+    return build
 
 
-@register_backbone("efficientnet_lite2")
-def efficientnet_lite2(pretrained: bool | str = True) -> Backbone:
-    return _timm_backbone("efficientnet_lite2", "tf_efficientnet_lite2", pretrained)
-
-
-@register_backbone("mobilenetv4_conv_small")
-def mobilenetv4_conv_small(pretrained: bool | str = False) -> Backbone:
-    return _timm_backbone("mobilenetv4_conv_small", "mobilenetv4_conv_small", pretrained)
+for _name, (_timm_name, _default) in TIMM_BACKBONES.items():
+    register_backbone(_name)(_timm_builder(_name, _timm_name, _default))
 
 
 class TorchvisionMobileNetFeatures(nn.Module):

@@ -6,6 +6,7 @@ import {
   ChecksumError, EmbeddingSpaceMismatchError, IndexFileError, QueryDimensionError, TruncatedIndexError,
   UnsupportedVersionError, messages, pyBytesRepr,
 } from './errors.mjs';
+import { CoarseScan } from './coarse.mjs';
 import { matchesFilter } from './filter.mjs';
 import { parseStrictJson } from './schema.mjs';
 
@@ -217,6 +218,25 @@ function parseMetadata(raw, count, source) {
   return doc;
 }
 
+/** One row's score: eight independent float64 sums in a fixed order (equal rows score equally). */
+function rowScore(w, v, base, d) {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+  let j = 0;
+  for (; j + 7 < d; j += 8) {
+    const o = base + j;
+    s0 += w[j] * v[o];
+    s1 += w[j + 1] * v[o + 1];
+    s2 += w[j + 2] * v[o + 2];
+    s3 += w[j + 3] * v[o + 3];
+    s4 += w[j + 4] * v[o + 4];
+    s5 += w[j + 5] * v[o + 5];
+    s6 += w[j + 6] * v[o + 6];
+    s7 += w[j + 7] * v[o + 7];
+  }
+  for (; j < d; j++) s0 += w[j] * v[base + j];
+  return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+}
+
 export class GalleryIndex {
   constructor({ header, source, spaceId, scales, ids, items, info, vectors }) {
     this.header = header;
@@ -228,6 +248,9 @@ export class GalleryIndex {
     this.items = items;
     this.info = info;
     this.vectors = vectors;
+    /** false: the plain float64 scan of every row (the reference the tests compare with). */
+    this.useCoarseScan = true;
+    this.coarseScan = undefined; // built on first search (CoarseScan.build; null: not available)
   }
 
   get dim() { return this.header.dim; }
@@ -284,7 +307,8 @@ export class GalleryIndex {
    */
   search(query, k = 5, filter = null) {
     if (!(k >= 1)) throw new RangeError(messages.badK(k));
-    const w = Float64Array.from(this.scoringQuery(query)); // the float32 weights, read as doubles once
+    const w32 = this.scoringQuery(query);
+    const w = Float64Array.from(w32); // the float32 weights, read as doubles once
     const d = this.dim;
     const v = this.vectors;
     const n = this.ids.length;
@@ -294,25 +318,18 @@ export class GalleryIndex {
     const topS = new Float64Array(cap);
     const topP = new Int32Array(cap);
     let size = 0;
-    for (let i = 0; i < n; i++) {
-      if (useFilter && !matchesFilter(this.items[i], filter)) continue;
-      // Eight independent float64 sums (fixed order: equal rows score equally).
-      const base = i * d;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-      let j = 0;
-      for (; j + 7 < d; j += 8) {
-        const o = base + j;
-        s0 += w[j] * v[o];
-        s1 += w[j + 1] * v[o + 1];
-        s2 += w[j + 2] * v[o + 2];
-        s3 += w[j + 3] * v[o + 3];
-        s4 += w[j + 4] * v[o + 4];
-        s5 += w[j + 5] * v[o + 5];
-        s6 += w[j + 6] * v[o + 6];
-        s7 += w[j + 7] * v[o + 7];
-      }
-      for (; j < d; j++) s0 += w[j] * v[base + j];
-      const s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    // Two stages where WebAssembly SIMD runs (coarse.mjs): the candidates, ascending, then only
+    // they get the float64 score below; else every row (or every row the filter admits).
+    if (this.useCoarseScan && this.coarseScan === undefined) {
+      this.coarseScan = CoarseScan.build(this.storage, v, n, d);
+    }
+    const coarse = this.useCoarseScan && cap > 0 ? this.coarseScan : null;
+    const rows = coarse ? coarse.candidates(w32, cap, useFilter ? (i) => matchesFilter(this.items[i], filter) : null) : null;
+    const count = rows ? rows.length : n;
+    for (let c = 0; c < count; c++) {
+      const i = rows ? rows[c] : c;
+      if (!rows && useFilter && !matchesFilter(this.items[i], filter)) continue;
+      const s = rowScore(w, v, i * d, d);
       // Positions arrive in increasing order, so an equal score never displaces a kept one.
       if (size === cap && !(s > topS[cap - 1])) continue;
       let r = size < cap ? size++ : cap - 1;

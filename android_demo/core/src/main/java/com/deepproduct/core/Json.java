@@ -42,6 +42,51 @@ public final class Json {
         return (Map<String, Object>) v;
     }
 
+    /**
+     * JSON equality, as Python compares parsed JSON: numbers by value (integers exactly), strings
+     * by code points, booleans and null as themselves (true is not 1), arrays in order, objects as
+     * key sets. The one definition for the manifest schema's const/enum and the metadata filter.
+     */
+    public static boolean equal(Object a, Object b) {
+        if (a == null || b == null) {
+            return a == b;
+        }
+        if (a instanceof Number && b instanceof Number) {
+            if (a instanceof Long && b instanceof Long) {
+                return ((Long) a).longValue() == ((Long) b).longValue();
+            }
+            return ((Number) a).doubleValue() == ((Number) b).doubleValue();
+        }
+        if (a instanceof List && b instanceof List) {
+            List<?> la = (List<?>) a;
+            List<?> lb = (List<?>) b;
+            if (la.size() != lb.size()) {
+                return false;
+            }
+            for (int i = 0; i < la.size(); i++) {
+                if (!equal(la.get(i), lb.get(i))) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        if (a instanceof Map && b instanceof Map) {
+            Map<?, ?> ma = (Map<?, ?>) a;
+            Map<?, ?> mb = (Map<?, ?>) b;
+            if (!ma.keySet().equals(mb.keySet())) {
+                return false;
+            }
+            for (Map.Entry<?, ?> e : ma.entrySet()) {
+                if (!equal(e.getValue(), mb.get(e.getKey()))) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        // String/Boolean: same class and equal; a boolean never equals a number.
+        return a.getClass() == b.getClass() && a.equals(b);
+    }
+
     /** An integral JSON number as int; {@code what} names the field in the error. */
     public static int asInt(Object v, String what) {
         if (v instanceof Long) {
@@ -124,15 +169,38 @@ public final class Json {
         return v;
     }
 
-    private Map<String, Object> object() {
-        Map<String, Object> m = new LinkedHashMap<String, Object>();
+    /** Past an opening bracket; true when the container is empty (its closing bracket consumed). */
+    private boolean opens(char close) {
         pos++;
         skipSpace();
-        if (peek() == '}') {
+        if (peek() == close) {
             pos++;
+            return true;
+        }
+        return false;
+    }
+
+    /** After one element: true at the closing bracket, false after a comma; anything else is an error. */
+    private boolean closes(char close) {
+        skipSpace();
+        char c = peek();
+        pos++;
+        if (c == close) {
+            return true;
+        }
+        if (c != ',') {
+            pos--;
+            throw error("expected ',' or '" + close + "'");
+        }
+        return false;
+    }
+
+    private Map<String, Object> object() {
+        Map<String, Object> m = new LinkedHashMap<String, Object>();
+        if (opens('}')) {
             return m;
         }
-        while (true) {
+        do {
             skipSpace();
             if (peek() != '"') {
                 throw error("expected a string key");
@@ -142,41 +210,20 @@ public final class Json {
             expect(':');
             skipSpace();
             m.put(key, value());
-            skipSpace();
-            char c = peek();
-            pos++;
-            if (c == '}') {
-                return m;
-            }
-            if (c != ',') {
-                pos--;
-                throw error("expected ',' or '}'");
-            }
-        }
+        } while (!closes('}'));
+        return m;
     }
 
     private List<Object> array() {
         List<Object> list = new ArrayList<Object>();
-        pos++;
-        skipSpace();
-        if (peek() == ']') {
-            pos++;
+        if (opens(']')) {
             return list;
         }
-        while (true) {
+        do {
             skipSpace();
             list.add(value());
-            skipSpace();
-            char c = peek();
-            pos++;
-            if (c == ']') {
-                return list;
-            }
-            if (c != ',') {
-                pos--;
-                throw error("expected ',' or ']'");
-            }
-        }
+        } while (!closes(']'));
+        return list;
     }
 
     private char peek() {

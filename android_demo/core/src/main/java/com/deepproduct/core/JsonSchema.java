@@ -59,40 +59,6 @@ public final class JsonSchema {
         throw new IllegalArgumentException("unknown JSON Schema type '" + t + "'");
     }
 
-    /** JSON equality: numbers by value, true is not 1. */
-    public static boolean jsonEqual(Object a, Object b) {
-        if (a instanceof Number && b instanceof Number) {
-            return ((Number) a).doubleValue() == ((Number) b).doubleValue();
-        }
-        if (a instanceof List && b instanceof List) {
-            List<?> x = (List<?>) a;
-            List<?> y = (List<?>) b;
-            if (x.size() != y.size()) {
-                return false;
-            }
-            for (int i = 0; i < x.size(); i++) {
-                if (!jsonEqual(x.get(i), y.get(i))) {
-                    return false;
-                }
-            }
-            return true;
-        }
-        if (a instanceof Map && b instanceof Map) {
-            Map<?, ?> x = (Map<?, ?>) a;
-            Map<?, ?> y = (Map<?, ?>) b;
-            if (!x.keySet().equals(y.keySet())) {
-                return false;
-            }
-            for (Object k : x.keySet()) {
-                if (!jsonEqual(x.get(k), y.get(k))) {
-                    return false;
-                }
-            }
-            return true;
-        }
-        return a == null ? b == null : a.equals(b);
-    }
-
     private static String show(Object v) {
         String t = v instanceof String ? "'" + v + "'" : String.valueOf(v);
         return t.length() <= 60 ? t : t.substring(0, 57) + "...";
@@ -140,13 +106,13 @@ public final class JsonSchema {
                 throw new Violation(path, show(value) + " is not of type " + names);
             }
         }
-        if (schema.containsKey("const") && !jsonEqual(value, schema.get("const"))) {
+        if (schema.containsKey("const") && !Json.equal(value, schema.get("const"))) {
             throw new Violation(path, show(value) + " is not " + show(schema.get("const")));
         }
         if (schema.containsKey("enum")) {
             boolean ok = false;
             for (Object e : (List<Object>) schema.get("enum")) {
-                ok |= jsonEqual(value, e);
+                ok |= Json.equal(value, e);
             }
             if (!ok) {
                 throw new Violation(path, show(value) + " is not one of " + schema.get("enum"));

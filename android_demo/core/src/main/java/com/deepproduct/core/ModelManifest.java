@@ -122,7 +122,7 @@ public final class ModelManifest {
             }
         }
         List<Object> range = (List<Object>) pre.get("value_range");
-        if (!JsonSchema.jsonEqual(range, java.util.Arrays.<Object>asList(0L, 1L))) {
+        if (!Json.equal(range, java.util.Arrays.<Object>asList(0L, 1L))) {
             throw new ManifestException(source + ": preprocessing.value_range: " + range
                     + " is not supported by this SDK (only [0, 1]; docs/preprocessing.md)");
         }

@@ -42,11 +42,13 @@ public class JsonTest {
 
     @Test
     public void filterEqualityIsJsonEquality() {
-        assertTrue(MetadataFilter.jsonEquals(12L, 12.0));
-        assertFalse(MetadataFilter.jsonEquals(Boolean.TRUE, 1L));
-        assertFalse(MetadataFilter.jsonEquals(null, 0L));
-        assertTrue(MetadataFilter.jsonEquals(null, null));
-        assertTrue(MetadataFilter.jsonEquals(Json.parse("[1, {\"a\": \"b\"}]"), Json.parse("[1.0, {\"a\": \"b\"}]")));
+        assertTrue(Json.equal(12L, 12.0));
+        assertFalse(Json.equal(Boolean.TRUE, 1L));
+        assertFalse(Json.equal(null, 0L));
+        assertTrue(Json.equal(null, null));
+        assertFalse(Json.equal(9007199254740993L, 9007199254740992L));  // integers exactly, not as doubles
+        assertFalse(Json.equal(Json.parse("{\"a\": 1}"), Json.parse("{\"b\": 1}")));
+        assertTrue(Json.equal(Json.parse("[1, {\"a\": \"b\"}]"), Json.parse("[1.0, {\"a\": \"b\"}]")));
         Map<String, Object> item = Json.parseObject("{\"category\": \"mug\", \"price\": 12.0, \"tag\": null}");
         assertTrue(MetadataFilter.matches(item, Json.parseObject("{\"price\": 12, \"category\": [\"hat\", \"mug\"]}")));
         assertTrue(MetadataFilter.matches(item, Json.parseObject("{\"tag\": null}")));

@@ -65,29 +65,19 @@ final class Vectors {
 
     /** A JSON array of numbers as float32 (JSON numbers written from float32 round-trip exactly). */
     static float[] floats(Object jsonArray) {
-        List<?> list = (List<?>) jsonArray;
-        float[] out = new float[list.size()];
+        double[] values = doubles(jsonArray);
+        float[] out = new float[values.length];
         for (int i = 0; i < out.length; i++) {
-            out[i] = (float) ((Number) list.get(i)).doubleValue();
+            out[i] = (float) values[i];
         }
         return out;
     }
 
     static double[] doubles(Object jsonArray) {
-        List<?> list = (List<?>) jsonArray;
-        double[] out = new double[list.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = ((Number) list.get(i)).doubleValue();
-        }
-        return out;
+        return ((List<?>) jsonArray).stream().mapToDouble(v -> ((Number) v).doubleValue()).toArray();
     }
 
     static int[] ints(Object jsonArray) {
-        List<?> list = (List<?>) jsonArray;
-        int[] out = new int[list.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = ((Number) list.get(i)).intValue();
-        }
-        return out;
+        return ((List<?>) jsonArray).stream().mapToInt(v -> ((Number) v).intValue()).toArray();
     }
 }

@@ -97,44 +97,37 @@ def reference_scores(index: GalleryIndex, q: np.ndarray) -> tuple[np.ndarray, np
     return weights, weights @ stored.T
 
 
-def expected_results(index: GalleryIndex, q: np.ndarray) -> list[dict]:
-    weights, scores = reference_scores(index, q)
-    cases = []
-    for case in CASES:
-        rows = index.filter_rows(case["filter"])
-        eligible = np.arange(len(index)) if rows is None else rows
-        results = []
-        for qi in range(len(q)):
-            s = scores[qi, eligible]
-            order = np.lexsort((eligible, -s))[: case["k"]]  # score desc, then position asc
-            pos = eligible[order]
-            results.append({"positions": pos.tolist(), "product_ids": [index.product_ids[p] for p in pos],
-                            "scores": s[order].tolist()})
-        cases.append({**case, "results": results})
-    return cases
-
-
-def expected_product_results(index: GalleryIndex, q: np.ndarray) -> list[dict]:
-    """Items ranked as above; each product's first (= best) item, in that order, k of them."""
+def expected_results(index: GalleryIndex, q: np.ndarray, cases: list[dict] = CASES,
+                     unique_products: bool = False) -> list[dict]:
+    """Each case's top k per query: score desc, then position asc; with ``unique_products`` each
+    product's first (= best) item only, in that order, k of them."""
     _, scores = reference_scores(index, q)
-    cases = []
-    for case in PRODUCT_CASES:
+    out = []
+    for case in cases:
         rows = index.filter_rows(case["filter"])
         eligible = np.arange(len(index)) if rows is None else rows
         results = []
         for qi in range(len(q)):
             s = scores[qi, eligible]
-            seen: set[str] = set()
-            pos, out_s = [], []
-            for i in np.lexsort((eligible, -s)).tolist():
-                pid = index.product_ids[eligible[i]]
-                if pid not in seen and len(pos) < case["k"]:
-                    seen.add(pid)
-                    pos.append(int(eligible[i]))
-                    out_s.append(float(s[i]))
-            results.append({"positions": pos, "product_ids": [index.product_ids[p] for p in pos], "scores": out_s})
-        cases.append({**case, "unique_products": True, "results": results})
-    return cases
+            order = np.lexsort((eligible, -s)).tolist()
+            if unique_products:
+                order = _first_per_product(order, [index.product_ids[p] for p in eligible])
+            order = order[: case["k"]]
+            pos = [int(eligible[i]) for i in order]
+            results.append({"positions": pos, "product_ids": [index.product_ids[p] for p in pos],
+                            "scores": [float(s[i]) for i in order]})
+        out.append({**case, **({"unique_products": True} if unique_products else {}), "results": results})
+    return out
+
+
+def _first_per_product(order: list[int], product_ids: list[str]) -> list[int]:
+    seen: set[str] = set()
+    first = []
+    for i in order:
+        if product_ids[i] not in seen:
+            seen.add(product_ids[i])
+            first.append(i)
+    return first
 
 
 def write_indexes(out: Path) -> dict:
@@ -151,7 +144,7 @@ def write_indexes(out: Path) -> dict:
         name = f"{storage}.dpindex"
         index.save(out / "index" / name, info=INFO)
         entry = {"file": name, "storage": storage, "cases": expected_results(index, q),
-                 "product_cases": expected_product_results(index, q)}
+                 "product_cases": expected_results(index, q, PRODUCT_CASES, unique_products=True)}
         if storage == "int8":
             entry["scales"] = _f32(index.scales)
             entry["int8_weights"] = _f32(index.prepare_queries(q))

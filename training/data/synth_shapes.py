@@ -20,6 +20,7 @@ Why the choices below:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -35,6 +36,9 @@ SILVER = (196, 198, 204)
 INK_DARK = (28, 28, 36)
 
 Box = tuple[float, float, float, float]
+Points = list[tuple[float, float]]
+#: One shape of a mask: draws itself, in unit coordinates, with ImageDraw on the canvas's mask.
+Shape = Callable[["_Canvas", ImageDraw.ImageDraw], None]
 
 
 class _Canvas:
@@ -56,6 +60,13 @@ class _Canvas:
     @staticmethod
     def to_array(img: Image.Image) -> np.ndarray:
         return np.asarray(img.resize((SPRITE, SPRITE), Image.Resampling.BOX), dtype=np.float32) / 255.0
+
+    def mask(self, *shapes: Shape) -> np.ndarray:
+        """The coverage of ``shapes`` (see :func:`_rect` and the others below), drawn in order on one mask."""
+        img, d = self.new()
+        for shape in shapes:
+            shape(self, d)
+        return self.to_array(img)
 
 
 class Geometry:
@@ -94,133 +105,120 @@ def _flat() -> np.ndarray:
     return (1.05 - 0.10 * y - 0.04 * x).astype(np.float32)
 
 
+# Shapes in unit coordinates (fill 255 = covered, 0 = cut out); widths and radii are fractions of the canvas.
+
+def _rect(box: Box, fill: int = 255) -> Shape:
+    return lambda c, d: d.rectangle(c.box(box), fill)
+
+
+def _ellipse(box: Box, fill: int = 255) -> Shape:
+    return lambda c, d: d.ellipse(c.box(box), fill)
+
+
+def _polygon(pts: Points) -> Shape:
+    return lambda c, d: d.polygon(c.pts(pts), 255)
+
+
+def _rounded(box: Box, radius: float) -> Shape:
+    return lambda c, d: d.rounded_rectangle(c.box(box), radius=int(radius * c.n), fill=255)
+
+
+def _pieslice(box: Box, start: float, end: float) -> Shape:
+    return lambda c, d: d.pieslice(c.box(box), start, end, 255)
+
+
+def _chord(box: Box, start: float, end: float) -> Shape:
+    return lambda c, d: d.chord(c.box(box), start, end, 255)
+
+
+def _arc(box: Box, start: float, end: float, width: float) -> Shape:
+    return lambda c, d: d.arc(c.box(box), start, end, 255, width=int(width * c.n))
+
+
+def _line(pts: Points, width: float) -> Shape:
+    return lambda c, d: d.line(c.pts(pts), 255, width=int(width * c.n))
+
+
 def _tshirt(c: _Canvas) -> Geometry:
-    body, d = c.new()
-    d.polygon(c.pts([(0.38, 0.12), (0.22, 0.16), (0.04, 0.36), (0.16, 0.47), (0.25, 0.39), (0.25, 0.92),
-                     (0.75, 0.92), (0.75, 0.39), (0.84, 0.47), (0.96, 0.36), (0.78, 0.16), (0.62, 0.12)]), 255)
-    d.ellipse(c.box((0.38, 0.04, 0.62, 0.21)), 0)
-    trim, t = c.new()
-    t.arc(c.box((0.36, 0.02, 0.64, 0.23)), 0, 180, 255, width=int(0.035 * c.n))
-    t.line(c.pts([(0.04, 0.36), (0.16, 0.47)]), 255, width=int(0.04 * c.n))
-    t.line(c.pts([(0.96, 0.36), (0.84, 0.47)]), 255, width=int(0.04 * c.n))
-    t.rectangle(c.box((0.25, 0.89, 0.75, 0.92)), 255)
-    trim_a, body_a = c.to_array(trim), c.to_array(body)
-    return Geometry(body_a, [(trim_a * body_a, "colour2")], (0.31, 0.27, 0.69, 0.66), _cloth())
+    body = c.mask(_polygon([(0.38, 0.12), (0.22, 0.16), (0.04, 0.36), (0.16, 0.47), (0.25, 0.39), (0.25, 0.92),
+                            (0.75, 0.92), (0.75, 0.39), (0.84, 0.47), (0.96, 0.36), (0.78, 0.16), (0.62, 0.12)]),
+                  _ellipse((0.38, 0.04, 0.62, 0.21), 0))
+    trim = c.mask(_arc((0.36, 0.02, 0.64, 0.23), 0, 180, 0.035), _line([(0.04, 0.36), (0.16, 0.47)], 0.04),
+                  _line([(0.96, 0.36), (0.84, 0.47)], 0.04), _rect((0.25, 0.89, 0.75, 0.92)))
+    return Geometry(body, [(trim * body, "colour2")], (0.31, 0.27, 0.69, 0.66), _cloth())
 
 
 def _bag(c: _Canvas) -> Geometry:
-    body, d = c.new()
-    d.polygon(c.pts([(0.18, 0.38), (0.82, 0.38), (0.89, 0.93), (0.11, 0.93)]), 255)
-    handle, h = c.new()
-    w = int(0.045 * c.n)
-    h.arc(c.box((0.27, 0.10, 0.47, 0.66)), 180, 360, 255, width=w)
-    h.arc(c.box((0.53, 0.10, 0.73, 0.66)), 180, 360, 255, width=w)
-    h.rectangle(c.box((0.18, 0.38, 0.82, 0.43)), 255)
-    return Geometry(c.to_array(body), [(c.to_array(handle), "colour2")], (0.24, 0.47, 0.76, 0.88), _cloth())
+    body = c.mask(_polygon([(0.18, 0.38), (0.82, 0.38), (0.89, 0.93), (0.11, 0.93)]))
+    handle = c.mask(_arc((0.27, 0.10, 0.47, 0.66), 180, 360, 0.045), _arc((0.53, 0.10, 0.73, 0.66), 180, 360, 0.045),
+                    _rect((0.18, 0.38, 0.82, 0.43)))
+    return Geometry(body, [(handle, "colour2")], (0.24, 0.47, 0.76, 0.88), _cloth())
 
 
 def _shoe(c: _Canvas) -> Geometry:
-    body, d = c.new()
-    d.polygon(c.pts([(0.06, 0.74), (0.07, 0.50), (0.30, 0.44), (0.44, 0.27), (0.63, 0.25), (0.67, 0.42),
-                     (0.84, 0.52), (0.95, 0.63), (0.95, 0.76)]), 255)
-    sole, s = c.new()
-    s.rounded_rectangle(c.box((0.04, 0.72, 0.97, 0.84)), radius=int(0.05 * c.n), fill=255)
-    laces, lc = c.new()
-    for i in range(4):
-        y = 0.33 + 0.05 * i
-        lc.line(c.pts([(0.47 + 0.03 * i, y), (0.62 + 0.01 * i, y + 0.03)]), 255, width=int(0.018 * c.n))
+    body = c.mask(_polygon([(0.06, 0.74), (0.07, 0.50), (0.30, 0.44), (0.44, 0.27), (0.63, 0.25), (0.67, 0.42),
+                            (0.84, 0.52), (0.95, 0.63), (0.95, 0.76)]))
+    sole = c.mask(_rounded((0.04, 0.72, 0.97, 0.84), 0.05))
+    laces = c.mask(*[_line([(0.47 + 0.03 * i, y), (0.62 + 0.01 * i, y + 0.03)], 0.018)
+                     for i, y in ((i, 0.33 + 0.05 * i) for i in range(4))])
     y, x = _grid()
     shade = (1.04 - 0.12 * y).astype(np.float32)
-    return Geometry(c.to_array(body), [(c.to_array(sole), "colour2"), (c.to_array(laces), "cream")],
-                    (0.14, 0.52, 0.62, 0.71), shade)
+    return Geometry(body, [(sole, "colour2"), (laces, "cream")], (0.14, 0.52, 0.62, 0.71), shade)
 
 
 def _bottle(c: _Canvas) -> Geometry:
-    body, d = c.new()
-    d.rounded_rectangle(c.box((0.29, 0.34, 0.71, 0.95)), radius=int(0.06 * c.n), fill=255)
-    d.pieslice(c.box((0.29, 0.20, 0.71, 0.48)), 180, 360, 255)
-    d.rectangle(c.box((0.42, 0.13, 0.58, 0.36)), 255)
-    cap, k = c.new()
-    k.rounded_rectangle(c.box((0.40, 0.04, 0.60, 0.15)), radius=int(0.015 * c.n), fill=255)
-    return Geometry(c.to_array(body), [(c.to_array(cap), "colour2")], (0.31, 0.45, 0.69, 0.84),
-                    _cylinder(0.29, 0.71))
+    body = c.mask(_rounded((0.29, 0.34, 0.71, 0.95), 0.06), _pieslice((0.29, 0.20, 0.71, 0.48), 180, 360),
+                  _rect((0.42, 0.13, 0.58, 0.36)))
+    cap = c.mask(_rounded((0.40, 0.04, 0.60, 0.15), 0.015))
+    return Geometry(body, [(cap, "colour2")], (0.31, 0.45, 0.69, 0.84), _cylinder(0.29, 0.71))
 
 
 def _box(c: _Canvas) -> Geometry:
-    front, f = c.new()
-    f.rectangle(c.box((0.14, 0.28, 0.72, 0.92)), 255)
-    top, t = c.new()
-    t.polygon(c.pts([(0.14, 0.28), (0.72, 0.28), (0.86, 0.14), (0.28, 0.14)]), 255)
-    side, s = c.new()
-    s.polygon(c.pts([(0.72, 0.28), (0.86, 0.14), (0.86, 0.78), (0.72, 0.92)]), 255)
-    fa, ta, sa = c.to_array(front), c.to_array(top), c.to_array(side)
+    fa = c.mask(_rect((0.14, 0.28, 0.72, 0.92)))
+    ta = c.mask(_polygon([(0.14, 0.28), (0.72, 0.28), (0.86, 0.14), (0.28, 0.14)]))
+    sa = c.mask(_polygon([(0.72, 0.28), (0.86, 0.14), (0.86, 0.78), (0.72, 0.92)]))
     body = np.clip(fa + ta + sa, 0, 1)
     shade = (1.0 * fa + 1.18 * ta + 0.70 * sa) / np.maximum(body, 1e-3) * (1.04 - 0.08 * _grid()[0])
-    band, b = c.new()
-    b.rectangle(c.box((0.14, 0.84, 0.72, 0.92)), 255)
-    b.polygon(c.pts([(0.72, 0.84), (0.86, 0.70), (0.86, 0.78), (0.72, 0.92)]), 255)
-    return Geometry(body, [(c.to_array(band), "colour2")], (0.19, 0.34, 0.67, 0.80), shade.astype(np.float32))
+    band = c.mask(_rect((0.14, 0.84, 0.72, 0.92)), _polygon([(0.72, 0.84), (0.86, 0.70), (0.86, 0.78), (0.72, 0.92)]))
+    return Geometry(body, [(band, "colour2")], (0.19, 0.34, 0.67, 0.80), shade.astype(np.float32))
 
 
 def _can(c: _Canvas) -> Geometry:
-    body, d = c.new()
-    d.rectangle(c.box((0.28, 0.16, 0.72, 0.88)), 255)
-    d.ellipse(c.box((0.28, 0.82, 0.72, 0.94)), 255)
-    lid, k = c.new()
-    k.ellipse(c.box((0.28, 0.10, 0.72, 0.22)), 255)
-    rings, r = c.new()
-    r.rectangle(c.box((0.28, 0.17, 0.72, 0.23)), 255)
-    r.rectangle(c.box((0.28, 0.80, 0.72, 0.86)), 255)
-    return Geometry(c.to_array(body), [(c.to_array(rings), "colour2"), (c.to_array(lid), "silver")],
-                    (0.30, 0.30, 0.70, 0.74), _cylinder(0.28, 0.72))
+    body = c.mask(_rect((0.28, 0.16, 0.72, 0.88)), _ellipse((0.28, 0.82, 0.72, 0.94)))
+    lid = c.mask(_ellipse((0.28, 0.10, 0.72, 0.22)))
+    rings = c.mask(_rect((0.28, 0.17, 0.72, 0.23)), _rect((0.28, 0.80, 0.72, 0.86)))
+    return Geometry(body, [(rings, "colour2"), (lid, "silver")], (0.30, 0.30, 0.70, 0.74), _cylinder(0.28, 0.72))
 
 
 def _mug(c: _Canvas) -> Geometry:
-    body, d = c.new()
-    d.rounded_rectangle(c.box((0.16, 0.22, 0.68, 0.90)), radius=int(0.05 * c.n), fill=255)
-    handle, h = c.new()
-    h.ellipse(c.box((0.56, 0.34, 0.90, 0.74)), 255)
-    h.ellipse(c.box((0.63, 0.42, 0.83, 0.66)), 0)
-    h.rectangle(c.box((0.16, 0.22, 0.66, 0.90)), 0)
-    rim, r = c.new()
-    r.ellipse(c.box((0.16, 0.17, 0.68, 0.27)), 255)
-    inner, i = c.new()
-    i.ellipse(c.box((0.18, 0.185, 0.66, 0.255)), 255)
-    rim_a, inner_a = c.to_array(rim), c.to_array(inner)
-    return Geometry(c.to_array(body), [(c.to_array(handle), "colour2"), (rim_a, "body"), (inner_a, "dark")],
-                    (0.21, 0.33, 0.63, 0.82), _cylinder(0.16, 0.68))
+    body = c.mask(_rounded((0.16, 0.22, 0.68, 0.90), 0.05))
+    handle = c.mask(_ellipse((0.56, 0.34, 0.90, 0.74)), _ellipse((0.63, 0.42, 0.83, 0.66), 0),
+                    _rect((0.16, 0.22, 0.66, 0.90), 0))
+    rim = c.mask(_ellipse((0.16, 0.17, 0.68, 0.27)))
+    inner = c.mask(_ellipse((0.18, 0.185, 0.66, 0.255)))
+    return Geometry(body, [(handle, "colour2"), (rim, "body"), (inner, "dark")], (0.21, 0.33, 0.63, 0.82),
+                    _cylinder(0.16, 0.68))
 
 
 def _book(c: _Canvas) -> Geometry:
-    cover, d = c.new()
-    d.rectangle(c.box((0.22, 0.08, 0.82, 0.93)), 255)
-    spine, s = c.new()
-    s.rectangle(c.box((0.15, 0.08, 0.25, 0.93)), 255)
-    pages, p = c.new()
-    p.polygon(c.pts([(0.82, 0.09), (0.87, 0.12), (0.87, 0.94), (0.82, 0.93)]), 255)
-    return Geometry(c.to_array(cover), [(c.to_array(spine), "colour2"), (c.to_array(pages), "cream")],
-                    (0.28, 0.16, 0.78, 0.84), _flat())
+    cover = c.mask(_rect((0.22, 0.08, 0.82, 0.93)))
+    spine = c.mask(_rect((0.15, 0.08, 0.25, 0.93)))
+    pages = c.mask(_polygon([(0.82, 0.09), (0.87, 0.12), (0.87, 0.94), (0.82, 0.93)]))
+    return Geometry(cover, [(spine, "colour2"), (pages, "cream")], (0.28, 0.16, 0.78, 0.84), _flat())
 
 
 def _jar(c: _Canvas) -> Geometry:
-    body, d = c.new()
-    d.rounded_rectangle(c.box((0.18, 0.28, 0.82, 0.93)), radius=int(0.10 * c.n), fill=255)
-    lid, k = c.new()
-    k.rounded_rectangle(c.box((0.22, 0.12, 0.78, 0.31)), radius=int(0.03 * c.n), fill=255)
-    return Geometry(c.to_array(body), [(c.to_array(lid), "colour2")], (0.24, 0.40, 0.76, 0.84),
-                    _cylinder(0.18, 0.82))
+    body = c.mask(_rounded((0.18, 0.28, 0.82, 0.93), 0.10))
+    lid = c.mask(_rounded((0.22, 0.12, 0.78, 0.31), 0.03))
+    return Geometry(body, [(lid, "colour2")], (0.24, 0.40, 0.76, 0.84), _cylinder(0.18, 0.82))
 
 
 def _cap(c: _Canvas) -> Geometry:
-    crown, d = c.new()
-    d.chord(c.box((0.14, 0.16, 0.86, 1.00)), 180, 360, 255)
-    d.rectangle(c.box((0.14, 0.57, 0.86, 0.63)), 255)
-    brim, b = c.new()
-    b.chord(c.box((0.06, 0.50, 0.94, 0.86)), 0, 180, 255)
-    b.ellipse(c.box((0.46, 0.13, 0.54, 0.19)), 255)
+    crown = c.mask(_chord((0.14, 0.16, 0.86, 1.00), 180, 360), _rect((0.14, 0.57, 0.86, 0.63)))
+    brim = c.mask(_chord((0.06, 0.50, 0.94, 0.86), 0, 180), _ellipse((0.46, 0.13, 0.54, 0.19)))
     y, x = _grid()
     shade = (1.10 - 0.25 * np.abs(x - 0.5) - 0.10 * y).astype(np.float32)
-    return Geometry(c.to_array(crown), [(c.to_array(brim), "colour2")], (0.27, 0.26, 0.73, 0.57), shade)
+    return Geometry(crown, [(brim, "colour2")], (0.27, 0.26, 0.73, 0.57), shade)
 
 
 SILHOUETTES = {"tshirt": _tshirt, "bag": _bag, "shoe": _shoe, "bottle": _bottle, "box": _box,

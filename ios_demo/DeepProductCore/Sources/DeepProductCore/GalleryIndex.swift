@@ -24,6 +24,10 @@ public final class GalleryIndex {
     public let info: [String: Any]
     /// float32 rows, or int8 codes widened to Float (exact), row-major count x dim.
     private let rows: [Float]
+    /// false: the plain Double scan of every row (the reference the tests compare with).
+    var useCoarseScan = true
+    /// Stage-1 codes of the two-stage scan (CoarseScan), built on the first search.
+    private lazy var coarseScan = CoarseScan(rows: rows, count: count, dim: dim, int8: storage == "int8")
 
     public var dim: Int { header.dim }
     public var count: Int { productIds.count }
@@ -223,9 +227,13 @@ public final class GalleryIndex {
     public func search(_ query: [Float], k: Int, filter: [String: Any] = [:]) throws -> [SearchResult] {
         guard k >= 1 else { throw DeepProductError.invalidQuery(Messages.badK(k)) }
         let w = try scoringQuery(query)
+        let eligible: ((Int) -> Bool)? = filter.isEmpty ? nil : { MetadataFilter.matches(self.items[$0], filter) }
+        // Two stages (CoarseScan): the candidates, ascending, then only they get the Double score.
+        let rowsToScore = useCoarseScan && count > 0
+            ? coarseScan.candidates(w, k: min(k, count), eligible: eligible)
+            : (0..<count).filter { eligible?($0) ?? true }
         var hits = [(position: Int, score: Double)]()
-        for i in 0..<count {
-            if !filter.isEmpty && !MetadataFilter.matches(items[i], filter) { continue }
+        for i in rowsToScore {
             var s = 0.0
             let base = i * dim
             for d in 0..<dim {

@@ -102,6 +102,40 @@ final class SearchVectorsTests: XCTestCase {
         XCTAssertTrue(try empty.search([Float](repeating: 1, count: 16), k: 5).isEmpty)
     }
 
+    /// The two-stage scan returns exactly what the plain Double scan returns: same positions and
+    /// scores on random, tied (items 7 and 23 are equal), extreme and filtered queries, k from 1
+    /// to beyond the gallery (the JVM's CoarseScanTest and the JS core's coarse_scan.test.mjs).
+    func testTwoStageScanEqualsThePlainScan() throws {
+        for file in ["index/float32.dpindex", "index/int8.dpindex"] {
+            let coarse = try Vectors.index(file)
+            let plain = try Vectors.index(file)
+            plain.useCoarseScan = false
+            var rng = SystemRandomNumberGenerator()
+            var compared = 0
+            for t in 0..<400 {
+                var q: [Float]
+                if t % 5 == 0 {
+                    q = coarse.vector(t % coarse.count)
+                } else {
+                    let scale = Float(pow(10.0, Double(Int.random(in: -30...30, using: &rng))))
+                    q = (0..<coarse.dim).map { _ in Float.random(in: -1...1, using: &rng) * scale }
+                    if t % 7 == 0 {
+                        q[Int.random(in: 0..<coarse.dim, using: &rng)] *= 1e6
+                    }
+                }
+                let filter: [String: Any] = t % 3 == 0 ? ["category": "mug"] : [:]
+                for k in [1, 3, 5, 40, 100] {
+                    let a = try coarse.search(q, k: k, filter: filter)
+                    let b = try plain.search(q, k: k, filter: filter)
+                    XCTAssertEqual(a.map { $0.position }, b.map { $0.position }, "\(file) query \(t) k=\(k)")
+                    XCTAssertEqual(a.map { $0.score }, b.map { $0.score }, "\(file) query \(t) k=\(k)")
+                    compared += a.count
+                }
+            }
+            XCTAssertGreaterThan(compared, 10000)
+        }
+    }
+
     func testCRC32CheckValue() {
         XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
     }

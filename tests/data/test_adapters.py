@@ -222,7 +222,7 @@ def test_pairs_csv_split_by_seed(tmp_path: Path) -> None:
      r"line 3: a.jpg is the shop image of product 2 here but the user image"),
     ("p.csv", "street,shop,product_id,split\na.jpg,,1,val\n", r"line 2: split 'val'"),
     ("p.txt", "a.jpg a.jpg 1\n", "unsupported pair list format"),
-])
+], ids=["missing-image", "no-product-id", "shop-image-also-user", "bad-split", "unknown-format"])
 def test_pairs_errors(tmp_path: Path, name: str, text: str, error: str) -> None:
     images = tmp_path / "img"
     _jpg(images / "a.jpg")

@@ -29,6 +29,7 @@ cosine than the whole int8 backbone). Both run inside the XNNPACK delegate.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from .bias_correction import apply_bias_shifts, pt2e_bias_shifts
 from .errors import ExportError
 from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
@@ -217,6 +219,10 @@ def in_backbone(node, prefix: str = BACKBONE) -> bool:
     return any(path == prefix or str(path).startswith(prefix + ".") for path, _ in stack.values())
 
 
+#: Bias correction of the int8 convolutions after calibration, as for ONNX and TFLite.
+BIAS_CORRECTION = True
+
+
 def int8_quantizer():
     """``XNNPACKQuantizer``, per-channel symmetric weights, min/max activations, backbone only.
 
@@ -270,7 +276,15 @@ def export_xnnpack_int8(model: torch.nn.Module, info: ModelInfo, calibration_nch
     with torch.no_grad():
         for image in calibration_nchw:
             prepared(torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32)))
+    shifts = {}
+    if BIAS_CORRECTION:
+        # Measured on an unfolded conversion (float weight -> quantize -> dequantize), applied to
+        # the folded one XNNPACK lowers (export/bias_correction.py).
+        unfolded = move_exported_model_to_eval(convert_pt2e(copy.deepcopy(prepared), fold_quantize=False))
+        shifts = pt2e_bias_shifts(unfolded, (torch.from_numpy(np.ascontiguousarray(image[None], dtype=np.float32))
+                                             for image in calibration_nchw))
     converted = move_exported_model_to_eval(convert_pt2e(prepared))
+    apply_bias_shifts(converted, shifts)
     with torch.no_grad():
         ep = torch.export.export(converted, (example_input(info.input_size),))
     return _lower(ep, XnnpackPartitioner(), info, XNNPACK, "int8", path)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .bias_correction import apply_bias_shifts, pt2e_bias_shifts
 from .converter_errors import translate
 from .model_info import INPUT_NAME, OUTPUT_NAME
 
@@ -56,6 +57,9 @@ ACTIVATION_OBSERVER = "minmax"
 #: ``bn1``; tiny_cnn's ``stem``), the layer the sensitivity sweep ranked first by far (docs/export.md:
 #: demo checkpoint TFLite int8 mean cosine 0.99900 -> 0.99905). Paths a backbone lacks match nothing.
 KEEP_FLOAT_MODULES: tuple[str, ...] = ("model.conv_stem", "model.bn1", "stem")
+#: Subtract each int8 conv's mean output shift from its bias after calibration
+#: (export/bias_correction.py; docs/export.md has the measured gain).
+BIAS_CORRECTION = True
 
 
 def backbone_quantizer(prefix: str = "wrapped.features", observer: str | None = None,
@@ -148,7 +152,8 @@ def annotate_conv_hardtanh(gm, config, filter_fn) -> None:
 
 
 def export_tflite_int8(model: torch.nn.Module, input_size: int, calibration_nhwc: np.ndarray,
-                       path: Path, *, observer: str | None = None, keep_float: tuple[str, ...] | None = None) -> None:
+                       path: Path, *, observer: str | None = None, keep_float: tuple[str, ...] | None = None,
+                       bias_correction: bool | None = None) -> None:
     import litert_torch
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
@@ -166,6 +171,9 @@ def export_tflite_int8(model: torch.nn.Module, input_size: int, calibration_nhwc
             for image in calibration_nhwc:
                 prepared(torch.from_numpy(np.ascontiguousarray(image[None])))
         converted = move_exported_model_to_eval(quantize_pt2e.convert_pt2e(prepared, fold_quantize=False))
+        if BIAS_CORRECTION if bias_correction is None else bias_correction:
+            apply_bias_shifts(converted, pt2e_bias_shifts(
+                converted, (torch.from_numpy(np.ascontiguousarray(image[None])) for image in calibration_nhwc)))
         edge = litert_torch.convert(converted, (example,),
                                     quant_config=QuantConfig(pt2e_quantizer=quantizer))
         edge.export(str(path))

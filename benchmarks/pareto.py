@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from deepproduct.benchmarks.timing import time_calls
+from deepproduct.sdk.fileio import atomic_path
+from deepproduct.sdk.locking import ordinary_file_mode
 
 RECALL_KEY = "transfer/pooled/recall@1"
 
@@ -154,9 +156,7 @@ def plot(records: list[dict[str, Any]], out_png: str | os.PathLike) -> list[int]
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(out_png).with_name(f".{Path(out_png).name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(out_png, mode=ordinary_file_mode()) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, out_png)
     return front

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
+
+from deepproduct.sdk.fileio import write_text_atomic
 
 FP32_TOLERANCE = 0.5  # points of Recall@1
 INT8_TOLERANCE = 1.0
@@ -107,12 +107,7 @@ def main(training: str, sdk_float32: str, sdk_int8: str, sdk_transfer: str | Non
     text, ok = search_section(_load(training), _load(sdk_float32), _load(sdk_int8), contact_sheet)
     if sdk_transfer:
         text += "\n" + transfer_section(_load(training), _load(sdk_transfer), _load(offtheshelf) if offtheshelf else {})
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, out_path)
+    write_text_atomic(out, text)
     click.echo(text)
     if not ok:
         click.echo("search stage: SDK Recall@1 disagrees with the training-side evaluation", err=True)

@@ -28,10 +28,11 @@ import csv
 import io
 import os
 import posixpath
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from .fileio import atomic_path
 
 REQUIRED_COLUMNS = ("path", "product_id", "domain", "split", "tags")
 ATTRIBUTE_PREFIX = "attr_"
@@ -229,15 +230,8 @@ def write_dataset_manifest(rows: Iterable[DatasetRow], csv_path: str | os.PathLi
         writer.writerow([row.path, row.product_id, row.domain, row.split, TAG_SEPARATOR.join(row.tags),
                          *(row.attributes.get(n, "") for n in names)])
 
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{csv_path.name}.", suffix=".tmp", dir=csv_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, csv_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(csv_path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(buf.getvalue())
     return csv_path
 
 

@@ -70,14 +70,14 @@ def _fsync(path: Path, best_effort: bool = False) -> None:
         os.close(fd)
 
 
-def write_atomic(target: str | os.PathLike, writer: Callable[[Path], None]) -> None:
-    """``writer(tmp)`` fills a temporary sibling, which then replaces ``target``."""
-    with atomic_path(target) as tmp:
+def write_atomic(target: str | os.PathLike, writer: Callable[[Path], None], *, mode: int | None = None) -> None:
+    """``writer(tmp)`` fills a temporary sibling, which then replaces ``target`` (``mode``: as for :func:`atomic_path`)."""
+    with atomic_path(target, mode=mode) as tmp:
         writer(tmp)
 
 
-def write_text_atomic(target: str | os.PathLike, text: str) -> None:
-    write_atomic(target, lambda p: p.write_text(text, encoding="utf-8"))
+def write_text_atomic(target: str | os.PathLike, text: str, *, mode: int | None = None) -> None:
+    write_atomic(target, lambda p: p.write_text(text, encoding="utf-8"), mode=mode)
 
 
 def swap_folder(tmp: str | os.PathLike, out: str | os.PathLike) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import click
 
 from deepproduct.sdk.dataset_manifest import DOMAINS, SPLITS, DatasetManifestError, read_dataset_manifest
+from deepproduct.sdk.fileio import atomic_path
+from deepproduct.sdk.locking import ordinary_file_mode
 
 OUT_CSV = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                        help="Manifest CSV to write (image paths are stored relative to its folder).")
@@ -221,10 +223,8 @@ def preview(csv_path: Path, out: Path, n_products: int, split: str, cell: int) -
                 img = img.convert("RGB")
                 img.thumbnail((cell, cell))
                 sheet.paste(img, (x * cell + (cell - img.width) // 2, y * cell + (cell - img.height) // 2))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    sheet.save(tmp, "PNG")
-    tmp.replace(out)
+    with atomic_path(out, mode=ordinary_file_mode()) as tmp:
+        sheet.save(tmp, "PNG")
     click.echo(f"wrote {out}: {len(rows)} products of split {split} (shop images first, then phone photos)")
 
 

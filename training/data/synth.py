@@ -62,6 +62,8 @@ from pathlib import Path
 import numpy as np
 
 from deepproduct.sdk.dataset_manifest import DatasetRow, write_dataset_manifest
+from deepproduct.sdk.fileio import write_text_atomic
+from deepproduct.sdk.locking import ordinary_file_mode
 from deepproduct.training.data.staging import staged_images, staging_path
 from deepproduct.training.data.synth_catalog import Catalogue, ProductSpec, make_catalogue, n_test_products
 from deepproduct.training.data.synth_photo import encode_jpeg, phone_photo, shop_photo
@@ -185,7 +187,5 @@ def generate_synthetic_dataset(out_dir: str | os.PathLike, n_products: int = 400
               "test_fraction": test_fraction, "n_distractors": n_distractors, "image_size": image_size,
               "train_products": len(catalogue.train), "test_products": len(catalogue.test),
               "images": len(rows)}
-    tmp = out / f".{PARAMS_NAME}.tmp"
-    tmp.write_text(json.dumps(params, indent=2) + "\n")
-    os.replace(tmp, out / PARAMS_NAME)
+    write_text_atomic(out / PARAMS_NAME, json.dumps(params, indent=2) + "\n", mode=ordinary_file_mode())
     return write_dataset_manifest(rows, manifest)

@@ -8,11 +8,12 @@ old manifest is removed before the swap, so no manifest ever points at half-repl
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from deepproduct.sdk.fileio import swap_folder
 
 
 def staging_path(images: Path) -> Path:
@@ -53,6 +54,4 @@ def publish_staged_images(staging: Path, images: Path, manifest: Path, marker: s
     """Mark ``staging`` as written by ``writer`` and swap it in as ``images``; ``manifest`` goes first."""
     (staging / marker).write_text(f"images written by {writer}\n")
     manifest.unlink(missing_ok=True)  # never a manifest over half-replaced images
-    if images.exists():
-        shutil.rmtree(images)
-    os.replace(staging, images)
+    swap_folder(staging, images)

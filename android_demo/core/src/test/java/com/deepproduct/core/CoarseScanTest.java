@@ -53,12 +53,9 @@ public class CoarseScanTest {
     }
 
     @Test
-    public void float32MatchesThePlainScan() throws Exception {
-        check("index/float32.dpindex");
-    }
-
-    @Test
-    public void int8MatchesThePlainScan() throws Exception {
-        check("index/int8.dpindex");
+    public void float32AndInt8MatchThePlainScan() throws Exception {
+        for (String storage : new String[] {"float32", "int8"}) {
+            check("index/" + storage + ".dpindex");  // the file name is in every failure message
+        }
     }
 }

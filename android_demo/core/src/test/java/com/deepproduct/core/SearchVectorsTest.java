@@ -38,16 +38,28 @@ public class SearchVectorsTest {
         float[] file = Vectors.f32("index/" + expected.get("queries_file"));
         assertArrayEquals(Vectors.floats(queries.get(1)), java.util.Arrays.copyOfRange(file, index.dim(), 2 * index.dim()), 0f);
 
+        int checked = checkCases(index, (List<Object>) spec.get("cases"), queries, atol, name, false);
+        assertTrue("no expected results were compared", checked > 100);
+        // Product-level search: top-k distinct products, each by its best image.
+        int products = checkCases(index, (List<Object>) spec.get("product_cases"), queries, atol, name, true);
+        assertTrue("no expected product results were compared", products > 100);
+    }
+
+    /** Every case and query: positions, product ids and scores (within atol); returns the results compared. */
+    @SuppressWarnings("unchecked")
+    private static int checkCases(GalleryIndex index, List<Object> cases, List<Object> queries, double atol,
+            String name, boolean products) throws Exception {
         int checked = 0;
-        for (Object c : (List<Object>) spec.get("cases")) {
+        for (Object c : cases) {
             Map<String, Object> cs = (Map<String, Object>) c;
             int k = ((Number) cs.get("k")).intValue();
             Map<String, Object> filter = (Map<String, Object>) cs.get("filter");
             List<Object> results = (List<Object>) cs.get("results");
             for (int q = 0; q < queries.size(); q++) {
                 Map<String, Object> want = (Map<String, Object>) results.get(q);
-                List<SearchResult> got = index.search(Vectors.floats(queries.get(q)), k, filter);
-                String what = name + " k=" + k + " filter=" + filter + " query " + q;
+                float[] query = Vectors.floats(queries.get(q));
+                List<SearchResult> got = products ? index.searchProducts(query, k, filter) : index.search(query, k, filter);
+                String what = name + (products ? " products" : "") + " k=" + k + " filter=" + filter + " query " + q;
                 int[] positions = Vectors.ints(want.get("positions"));
                 double[] scores = Vectors.doubles(want.get("scores"));
                 List<Object> ids = (List<Object>) want.get("product_ids");
@@ -60,32 +72,7 @@ public class SearchVectorsTest {
                 }
             }
         }
-        assertTrue("no expected results were compared", checked > 100);
-
-        // Product-level search: top-k distinct products, each by its best image.
-        int products = 0;
-        for (Object c : (List<Object>) spec.get("product_cases")) {
-            Map<String, Object> cs = (Map<String, Object>) c;
-            int k = ((Number) cs.get("k")).intValue();
-            Map<String, Object> filter = (Map<String, Object>) cs.get("filter");
-            List<Object> results = (List<Object>) cs.get("results");
-            for (int q = 0; q < queries.size(); q++) {
-                Map<String, Object> want = (Map<String, Object>) results.get(q);
-                List<SearchResult> got = index.searchProducts(Vectors.floats(queries.get(q)), k, filter);
-                String what = name + " products k=" + k + " filter=" + filter + " query " + q;
-                int[] positions = Vectors.ints(want.get("positions"));
-                double[] scores = Vectors.doubles(want.get("scores"));
-                List<Object> ids = (List<Object>) want.get("product_ids");
-                assertEquals(what + ": result count", positions.length, got.size());
-                for (int r = 0; r < positions.length; r++) {
-                    assertEquals(what + ": position at rank " + (r + 1), positions[r], got.get(r).position);
-                    assertEquals(what + ": product id at rank " + (r + 1), ids.get(r), got.get(r).productId);
-                    assertEquals(what + ": score at rank " + (r + 1), scores[r], got.get(r).score, atol);
-                    products++;
-                }
-            }
-        }
-        assertTrue("no expected product results were compared", products > 100);
+        return checked;
     }
 
     @Test

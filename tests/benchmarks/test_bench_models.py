@@ -114,6 +114,10 @@ def test_search_smoke() -> None:
     assert all(r["overlap_at_k"] == 1.0 for key, r in found.items() if key in filtered)
     assert f32["ratio_to_faiss"] > 0 and f32["ratio_to_best_faiss"] >= f32["ratio_to_faiss"]
     assert f32["bandwidth_bound_ms"] > 0
+    # The bound uses the best of the bandwidth samples taken before and after each size.
+    bw = records[0]
+    assert len(bw["samples_gb_per_s"]) == 2 and bw["copy_gb_per_s"] == pytest.approx(max(bw["samples_gb_per_s"]), abs=1e-3)
+    assert f32["bandwidth_bound_ms"] == pytest.approx(2000 * 128 / (bw["copy_gb_per_s"] * 1e6), rel=1e-3, abs=1e-4)
     for batch in (1, 3):  # the prototype re-scores exactly: the same top-k as the SDK's int8 scan
         assert found[("prototype-ort-MatMulInteger", "int8", batch)]["overlap_at_k"] == \
             found[("sdk-GalleryIndex", "int8", batch)]["overlap_at_k"]

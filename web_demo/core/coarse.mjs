@@ -99,35 +99,27 @@ export class CoarseScan {
     let codePeak = 0;
     let residualPeak = 0;
     let rowPeak = 0;
-    if (storage === 'int8') {
-      codes.set(vectors);
-      for (let i = 0; i < count; i++) {
-        let ss = 0;
-        for (let d = 0, o = i * dim; d < dim; d++) ss += codes[o + d] * codes[o + d];
-        codePeak = Math.max(codePeak, ss);
-      }
-      rowPeak = codePeak;
-    } else {
+    const int8 = storage === 'int8';
+    if (!int8) { // the shadow's per-dimension step: the column's largest magnitude / 127
       const peakAbs = new Float64Array(dim);
       for (let i = 0; i < count * dim; i++) peakAbs[i % dim] = Math.max(peakAbs[i % dim], Math.abs(vectors[i]));
-      for (let d = 0; d < dim; d++) grid[d] = (peakAbs[d] > 0 ? peakAbs[d] : 1) / QMAX;
-      for (let i = 0; i < count; i++) {
-        let cs = 0;
-        let rs = 0;
-        let xs = 0;
-        for (let d = 0, o = i * dim; d < dim; d++) {
-          const x = vectors[o + d];
-          const c = Math.max(-QMAX, Math.min(QMAX, Math.round(x / grid[d])));
-          codes[o + d] = c;
-          const r = x - c * grid[d];
-          cs += c * c;
-          rs += r * r;
-          xs += x * x;
-        }
-        codePeak = Math.max(codePeak, cs);
-        residualPeak = Math.max(residualPeak, rs);
-        rowPeak = Math.max(rowPeak, xs);
+      peakAbs.forEach((p, d) => { grid[d] = (p > 0 ? p : 1) / QMAX; });
+    }
+    for (let o = 0; o < count * dim; o += dim) { // one pass for both storages (int8: x is the code)
+      let cs = 0;
+      let rs = 0;
+      let xs = 0;
+      for (let d = 0; d < dim; d++) {
+        const x = vectors[o + d];
+        const c = int8 ? x : Math.max(-QMAX, Math.min(QMAX, Math.round(x / grid[d])));
+        codes[o + d] = c;
+        cs += c * c;
+        rs += (x - c * grid[d]) ** 2;
+        xs += x * x;
       }
+      codePeak = Math.max(codePeak, cs);
+      residualPeak = Math.max(residualPeak, rs);
+      rowPeak = Math.max(rowPeak, xs);
     }
     return new CoarseScan({
       dim, count, grid, scan: exports.scan, qOff, outOff, codesOff,

@@ -35,7 +35,10 @@ public final class SearchBench {
         int warmup = Integer.parseInt(args[4]);
         for (String mode : new String[] {"items", "products"}) {
             boolean products = mode.equals("products");
-            for (int i = 0; i < warmup; i++) {  // let the JIT compile the scan before timing it
+            // Let the JIT compile the scan before timing it: WARMUP calls and at least one second
+            // (C2 compiles in the background; on a busy host a fixed count was not always enough).
+            long warmStart = System.nanoTime();
+            for (int i = 0; i < warmup || System.nanoTime() - warmStart < 1_000_000_000L; i++) {
                 run(index, queries[i % queries.length], k, products);
             }
             double[] ms = new double[runs];

@@ -22,48 +22,34 @@ final class SearchVectorsTests: XCTestCase {
         for (q, query) in queries.enumerated() {
             XCTAssertEqual(try index.scoringQuery(query), Vectors.floats(weights[q]), "scoring weights of query \(q)")
         }
+        XCTAssertGreaterThan(try checkCases(index, spec["cases"], queries, atol: atol, name: name, products: false), 100)
+        // Product-level search: top-k distinct products, each by its best image.
+        XCTAssertGreaterThan(try checkCases(index, spec["product_cases"], queries, atol: atol, name: name, products: true), 100)
+    }
+
+    /// Every case and query: positions, product ids and scores (within atol); returns the scores compared.
+    private func checkCases(_ index: GalleryIndex, _ cases: Any?, _ queries: [[Float]], atol: Double, name: String,
+                            products: Bool) throws -> Int {
         var checked = 0
-        for case let c as [String: Any] in spec["cases"] as? [Any] ?? [] {
+        for case let c as [String: Any] in cases as? [Any] ?? [] {
             let k = try XCTUnwrap(c["k"] as? NSNumber).intValue
             let filter = c["filter"] as? [String: Any] ?? [:]
             let results = c["results"] as? [[String: Any]] ?? []
             for (q, query) in queries.enumerated() {
                 let want = results[q]
-                let got = try index.search(query, k: k, filter: filter)
-                let what = "\(name) k=\(k) filter=\(filter) query \(q)"
-                let positions = Vectors.ints(want["positions"])
-                let ids = want["product_ids"] as? [String] ?? []
+                let got = try products ? index.searchProducts(query, k: k, filter: filter)
+                                       : index.search(query, k: k, filter: filter)
+                let what = "\(name)\(products ? " products" : "") k=\(k) filter=\(filter) query \(q)"
+                XCTAssertEqual(got.map { $0.position }, Vectors.ints(want["positions"]), "\(what): positions")
+                XCTAssertEqual(got.map { $0.productId }, want["product_ids"] as? [String] ?? [], "\(what): product ids")
                 let scores = Vectors.doubles(want["scores"])
-                XCTAssertEqual(got.map { $0.position }, positions, "\(what): positions")
-                XCTAssertEqual(got.map { $0.productId }, ids, "\(what): product ids")
                 for (r, hit) in got.enumerated() where r < scores.count {
                     XCTAssertEqual(hit.score, scores[r], accuracy: atol, "\(what): score at rank \(r + 1)")
                     checked += 1
                 }
             }
         }
-        XCTAssertGreaterThan(checked, 100)
-
-        // Product-level search: top-k distinct products, each by its best image.
-        var products = 0
-        for case let c as [String: Any] in spec["product_cases"] as? [Any] ?? [] {
-            let k = try XCTUnwrap(c["k"] as? NSNumber).intValue
-            let filter = c["filter"] as? [String: Any] ?? [:]
-            let results = c["results"] as? [[String: Any]] ?? []
-            for (q, query) in queries.enumerated() {
-                let want = results[q]
-                let got = try index.searchProducts(query, k: k, filter: filter)
-                let what = "\(name) products k=\(k) filter=\(filter) query \(q)"
-                XCTAssertEqual(got.map { $0.position }, Vectors.ints(want["positions"]), "\(what): positions")
-                XCTAssertEqual(got.map { $0.productId }, want["product_ids"] as? [String] ?? [], "\(what): product ids")
-                let scores = Vectors.doubles(want["scores"])
-                for (r, hit) in got.enumerated() where r < scores.count {
-                    XCTAssertEqual(hit.score, scores[r], accuracy: atol, "\(what): score at rank \(r + 1)")
-                    products += 1
-                }
-            }
-        }
-        XCTAssertGreaterThan(products, 100)
+        return checked
     }
 
     func testFloat32IndexReproducesTheSdk() throws {

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from deepproduct.benchmarks.timing import time_calls
-from deepproduct.sdk.fileio import atomic_path
-from deepproduct.sdk.locking import ordinary_file_mode
+from deepproduct.sdk.fileio import save_figure
 
 RECALL_KEY = "transfer/pooled/recall@1"
 
@@ -156,7 +155,6 @@ def plot(records: list[dict[str, Any]], out_png: str | os.PathLike) -> list[int]
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(out_png, mode=ordinary_file_mode()) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    save_figure(fig, out_png, dpi=120)
     plt.close(fig)
     return front

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from deepproduct.sdk.fileio import save_figure
+
 from .schema import read_records
 
 INT8_SPEEDUP_TARGET = 1.5
@@ -350,10 +352,9 @@ class Report:
         return self._save(fig, "search_scaling.png")
 
     def _save(self, fig: Any, name: str) -> Path:
-        self.plots_dir.mkdir(parents=True, exist_ok=True)
         path = self.plots_dir / name
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
         _pyplot().close(fig)
         self.plots.append(path)
         return path

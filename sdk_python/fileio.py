@@ -23,6 +23,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from .locking import ordinary_file_mode
 
 
 @contextmanager
@@ -78,6 +81,13 @@ def write_atomic(target: str | os.PathLike, writer: Callable[[Path], None], *, m
 
 def write_text_atomic(target: str | os.PathLike, text: str, *, mode: int | None = None) -> None:
     write_atomic(target, lambda p: p.write_text(text, encoding="utf-8"), mode=mode)
+
+
+def save_figure(fig: Any, target: str | os.PathLike, *, dpi: int) -> None:
+    """A matplotlib figure written atomically in the format of ``target``'s suffix (PNG, SVG, ...),
+    with ordinary permissions; the figure stays open. Duck-typed: the SDK itself never imports matplotlib."""
+    with atomic_path(target, mode=ordinary_file_mode()) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=Path(target).suffix.lstrip(".") or "png")
 
 
 def swap_folder(tmp: str | os.PathLike, out: str | os.PathLike) -> None:

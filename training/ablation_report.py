@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from deepproduct.sdk.fileio import save_figure
 from deepproduct.training.atomic import write_text_atomic
 
 METRICS = ("recall@1", "recall@5", "recall@10", "map@r")
@@ -81,7 +82,7 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.legend(ncols=min(len(keys), 6), fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from deepproduct.sdk.fileio import save_figure
+
 from .atomic import write_text_atomic
 
 KS = (1, 5, 10, 20)
@@ -80,8 +82,7 @@ def plot_curves(runs: dict[str, dict], baseline: dict[str, Any] | None, out_png:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
+    save_figure(fig, out_png, dpi=110)
     plt.close(fig)
 
 

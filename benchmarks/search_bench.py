@@ -198,9 +198,9 @@ def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int]
             scan = OrtInt8Scan(indexes["int8"], threads=t)
             ours.append(("prototype-ort-MatMulInteger", "int8", indexes["int8"],
                          lambda scan=scan, queries=queries: scan.search(queries, k), {"backend": "onnxruntime"}))
-        # Every implementation of this configuration timed round-robin, one call each in turn:
-        # on a shared host a neighbour's burst then slows all of them alike, so the ratios of one
-        # run compare like with like (timed one after another, a burst hit whichever ran then).
+        # Every implementation of this configuration timed round-robin in bursts (time_round_robin):
+        # on a shared host a neighbour's load spike then slows all of them alike, so the ratios of
+        # one run compare like with like (timed one after another, a spike hit whichever ran then).
         calls = [lambda th=threshold: faiss_call(th) for _, threshold in FAISS_VARIANTS] + [c[3] for c in ours]
         timed = time_round_robin(calls, runs, warmup, budget_s)
         faiss_ms = {}
@@ -238,9 +238,13 @@ def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int]
 
 
 def time_round_robin(calls: list[Callable[[], object]], runs: int, warmup: int, budget_s: float | None,
-                     min_runs: int = 3) -> list[TimingStats]:
-    """``time_calls`` for several calls at once, interleaved: round r times call 0, 1, ... in turn.
+                     min_runs: int = 3, bursts: int = 6) -> list[TimingStats]:
+    """``time_calls`` for several calls at once, interleaved in bursts: round r gives each call in
+    turn one untimed call (its data back in cache) and then ``runs / bursts`` timed ones.
 
+    Why bursts, not single calls in turn: alternating single calls would evict each other's
+    galleries from the caches (a 10k gallery fits in L3), timing a cold cache that no
+    deployment has; bursts keep each warm, while a neighbour's load spike still spreads over all.
     The budget is per call (``budget_s`` x the number of calls in all); every call gets the same
     number of timed runs.
     """
@@ -248,15 +252,19 @@ def time_round_robin(calls: list[Callable[[], object]], runs: int, warmup: int, 
         for _ in range(warmup):
             fn()
     samples: list[list[float]] = [[] for _ in calls]
+    per_burst = max(1, -(-max(1, runs) // bursts))
     spent = 0.0
-    for r in range(max(1, runs)):
+    while len(samples[0]) < max(1, runs):
+        take = min(per_burst, max(1, runs) - len(samples[0]))
         for fn, out in zip(calls, samples, strict=True):
-            t0 = time.perf_counter()
             fn()
-            dt = time.perf_counter() - t0
-            out.append(dt * 1e3)
-            spent += dt
-        if budget_s is not None and spent >= budget_s * len(calls) and r + 1 >= min_runs:
+            for _ in range(take):
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                out.append(dt * 1e3)
+                spent += dt
+        if budget_s is not None and spent >= budget_s * len(calls) and len(samples[0]) >= min_runs:
             break
     return [summarise(s, warmup) for s in samples]
 

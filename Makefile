@@ -80,8 +80,18 @@ demo-stages:
 	  --out $(DEMO)/search/transfer.dpindex --no-progress
 	$(BIN)/dp-search evaluate --index $(DEMO)/search/transfer.dpindex --model $(DEMO)/export \
 	  --queries $(TRANSFER_MANIFEST) --json --no-progress > $(DEMO)/search/sdk-transfer.json
+	@# The int8 models through the SDK, gallery and queries alike (as on a phone).
+	for fmt in onnx tflite; do \
+	  $(BIN)/dp-search build --model $(DEMO)/export --images $(DP_MANIFEST) --split test --domain shop \
+	    --format $$fmt --precision int8 --out $(DEMO)/search/catalogue-$$fmt-int8-model.dpindex --no-progress && \
+	  $(BIN)/dp-search evaluate --index $(DEMO)/search/catalogue-$$fmt-int8-model.dpindex --model $(DEMO)/export \
+	    --format $$fmt --precision int8 --queries $(DP_MANIFEST) --json --no-progress \
+	    > $(DEMO)/search/sdk-$$fmt-int8-model.json; \
+	done
 	$(BIN)/python -m deepproduct.benchmarks.search_stage_report \
 	  --training $(DEMO)/train/contrastive_pca/summary.json \
+	  --sdk-int8-model ONNX=$(DEMO)/search/sdk-onnx-int8-model.json \
+	  --sdk-int8-model TFLite=$(DEMO)/search/sdk-tflite-int8-model.json \
 	  --sdk-float32 $(DEMO)/search/sdk-float32.json --sdk-int8 $(DEMO)/search/sdk-int8.json \
 	  --sdk-transfer $(DEMO)/search/sdk-transfer.json --offtheshelf $(DEMO)/train/offtheshelf/eval.json \
 	  --contact-sheet contact_sheet.png --out $(DEMO)/report/30-search.md

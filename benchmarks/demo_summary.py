@@ -92,6 +92,11 @@ def _search(demo: Path, since: float) -> tuple[bool | None, str]:
         if isinstance(doc, dict):
             found = True
             parts.append(f"{name} index R@1 {_pct(doc.get('recall@1'))}")
+    for fmt in ("onnx", "tflite"):
+        path = demo / "search" / f"sdk-{fmt}-int8-model.json"
+        doc = _load(path) if _fresh(path, since) else None
+        if isinstance(doc, dict):
+            parts.append(f"{fmt} int8 model R@1 {_pct(doc.get('recall@1'))}")
     transfer = demo / "search" / "sdk-transfer.json"
     doc = _load(transfer) if _fresh(transfer, since) else None
     if isinstance(doc, dict):

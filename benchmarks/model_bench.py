@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from deepproduct.export.manifest import size_of
+from deepproduct.training.progress import progress_bar  # tqdm on a terminal, a few lines in a log
 
 from .machine import describe_host, usable_cores
 from .model_stats import model_counts
@@ -79,7 +79,7 @@ def bench_models(export_dir: str | os.PathLike, *, checkpoint: str | os.PathLike
     medians: dict[tuple[str, int, int], list[float]] = {}
     best: dict[tuple[str, int, int], tuple[TimingStats, dict[str, Any]]] = {}
     configs = [(r, t, b) for r in refs for t in threads for b in inputs]
-    bar = tqdm(total=len(configs) * rounds, desc="dp-bench models", disable=not progress, unit="config")
+    bar = progress_bar(total=len(configs) * rounds, desc="dp-bench models", disable=not progress, unit="config")
     for _ in range(rounds):
         for ref, t, batch in configs:
             bar.update()

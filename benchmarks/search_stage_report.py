@@ -9,7 +9,9 @@ beside off-the-shelf pooled features on real photographs -- reported, not gated:
 property of the recipe, measured over seeds in docs/transfer-recipe.md, not of one demo run.
 Run: ``python -m deepproduct.benchmarks.search_stage_report --training RUN/summary.json
 --sdk-float32 f32.json --sdk-int8 i8.json [--sdk-transfer t.json --offtheshelf eval.json]
---contact-sheet sheet.png --out report/30-search.md``.
+[--sdk-int8-model onnx=onnx-int8.json ...] --contact-sheet sheet.png --out report/30-search.md``.
+``--sdk-int8-model`` rows (an index built and queried with an int8 artefact, as a phone would) are
+reported beside the fp32 model; their gate is export's paired Recall@1 test (docs/export.md).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def _load(path: str) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def search_section(training: dict, sdk_f32: dict, sdk_i8: dict, sheet: str | None) -> tuple[str, bool]:
+def search_section(training: dict, sdk_f32: dict, sdk_i8: dict, sheet: str | None,
+                   int8_models: dict[str, dict] | None = None) -> tuple[str, bool]:
     torch_r1 = 100 * training["final"]["recall@1"]
     f32_r1, i8_r1 = 100 * sdk_f32["recall@1"], 100 * sdk_i8["recall@1"]
     ok_f32 = abs(f32_r1 - torch_r1) <= FP32_TOLERANCE
@@ -43,6 +46,10 @@ def search_section(training: dict, sdk_f32: dict, sdk_i8: dict, sheet: str | Non
         ("SDK: ONNX fp32 model + int8 index", i8_r1, sdk_i8.get("recall@5"), f"{i8_r1 - f32_r1:+.2f} vs float32",
          "ok" if ok_i8 else f"FAIL (> {INT8_TOLERANCE})"),
     ]
+    for fmt, doc in (int8_models or {}).items():
+        r1 = 100 * doc["recall@1"]
+        rows.append((f"SDK: {fmt} int8 model (gallery and queries) + float32 index", r1, doc.get("recall@5"),
+                     f"{r1 - f32_r1:+.2f} vs fp32 model", "reported (gated at export: paired test)"))
     lines = ["## Search through the SDK", "",
              "Gallery: held-out shop images (with distractors) indexed by `dp-search build`; queries: held-out "
              "phone photos through `dp-search evaluate` (the exported ONNX model, numpy exact search).", "",
@@ -100,11 +107,19 @@ def _r5(value: object) -> str:
               help="dp-search evaluate --json of the real-image transfer set.")
 @click.option("--offtheshelf", default=None, type=click.Path(exists=True, dir_okay=False),
               help="eval.json of the off-the-shelf run (its transfer/pooled figures).")
+@click.option("--sdk-int8-model", "int8_models", multiple=True, metavar="FORMAT=FILE",
+              help="dp-search evaluate --json of an index built and queried with an int8 artefact.")
 @click.option("--contact-sheet", default=None, help="Contact sheet file name, relative to the report.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def main(training: str, sdk_float32: str, sdk_int8: str, sdk_transfer: str | None, offtheshelf: str | None,
-         contact_sheet: str | None, out: str) -> None:
-    text, ok = search_section(_load(training), _load(sdk_float32), _load(sdk_int8), contact_sheet)
+         int8_models: tuple[str, ...], contact_sheet: str | None, out: str) -> None:
+    models = {}
+    for item in int8_models:
+        fmt, sep, path = item.partition("=")
+        if not sep or not fmt or not Path(path).is_file():
+            raise click.BadParameter(f"{item!r}: expected FORMAT=FILE with an existing file", param_hint="--sdk-int8-model")
+        models[fmt] = _load(path)
+    text, ok = search_section(_load(training), _load(sdk_float32), _load(sdk_int8), contact_sheet, models)
     if sdk_transfer:
         text += "\n" + transfer_section(_load(training), _load(sdk_transfer), _load(offtheshelf) if offtheshelf else {})
     write_text_atomic(out, text)

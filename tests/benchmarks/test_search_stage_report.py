@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from deepproduct.benchmarks.search_stage_report import _interval, transfer_section
+from deepproduct.benchmarks.search_stage_report import _interval, search_section, transfer_section
 
 
 def test_interval_is_the_unpaired_binomial_half_width() -> None:
@@ -28,3 +28,13 @@ def test_transfer_section_without_reference() -> None:
     text = transfer_section({"final": {}}, {"recall@1": 0.25, "queries": 4, "gallery": 2}, {})
     assert "| shipped embedding, SDK: ONNX fp32 + float32 index | 25.00 | - | - |" in text
     assert "off-the-shelf pooled" not in text
+
+
+def test_search_section_reports_int8_models_beside_fp32() -> None:
+    training = {"final": {"recall@1": 0.875, "recall@5": 0.99}}
+    f32, i8 = {"recall@1": 0.875, "recall@5": 0.99}, {"recall@1": 0.8777, "recall@5": 0.99}
+    text, ok = search_section(training, f32, i8, None, {"TFLite": {"recall@1": 0.8832, "recall@5": 1.0}})
+    assert ok
+    assert "| SDK: TFLite int8 model (gallery and queries) + float32 index | 88.32 | 100.0 | +0.82 vs fp32 model |" in text
+    _, ok = search_section(training, {"recall@1": 0.80}, i8, None)
+    assert not ok  # the fp32 SDK path 7.5 points off the training-side figure fails the stage

@@ -24,6 +24,7 @@ import numpy as np
 from . import __version__
 from .exact_search import (
     MAX_COARSE_QUERIES,
+    SUBSET_CACHE,
     CoarseCodes,
     CoarsePlan,
     coarse_codes_for,
@@ -116,6 +117,8 @@ class GalleryIndex:
         self._items: list[dict[str, Any]] | None = []
         self._source: IndexFileContents | None = None
         self._columns: dict[str, tuple[np.ndarray, dict[tuple, int]]] = {}
+        # Rows of the last few filters (canonical JSON -> sorted positions), cleared with _columns.
+        self._filter_rows: dict[str, np.ndarray] = {}
         # Search-side caches, keyed by the identity of what they derive from (edits replace it).
         self._coarse: tuple[np.ndarray, CoarseCodes] | None = None
         self._plans: dict[str, CoarsePlan] = {}
@@ -238,6 +241,7 @@ class GalleryIndex:
         self._ids = old_ids + ids
         self._items = old_items + items
         self._columns.clear()
+        self._filter_rows.clear()
 
     def remove(self, product_ids: Sequence[Any] | None = None, *,
                positions: Sequence[int] | np.ndarray | None = None) -> int:
@@ -259,6 +263,7 @@ class GalleryIndex:
             self._ids = [ids[i] for i in keep.tolist()]
             self._items = [items[i] for i in keep.tolist()]
             self._columns.clear()
+            self._filter_rows.clear()
         return removed
 
     # ----------------------------------------------------------------- compatibility
@@ -340,8 +345,18 @@ class GalleryIndex:
             if plan is not None:
                 return plan.search_one(self._prepare_one(queries), int(k))
         weights = self.prepare_queries(queries)
-        rows = self.filter_rows(filter)
-        key = None if rows is None else _filter_cache_key(filter)
+        key = _filter_cache_key(filter) if filter else None
+        rows = self._filter_rows.get(key) if key is not None else None
+        if rows is None:
+            # A repeated filter (a user browsing one category) reuses its rows: on a 100k gallery
+            # the comparison pass costs about as much as the packed 10% scan itself.
+            rows = self.filter_rows(filter)
+            if key is not None and rows is not None:
+                rows.flags.writeable = False
+                if len(self._filter_rows) >= SUBSET_CACHE:
+                    del self._filter_rows[next(iter(self._filter_rows))]  # oldest first
+                self._filter_rows[key] = rows
+        key = None if rows is None else key
         if unique_products:
             return self._product_top_k(weights, int(k), rows, threads, backend, key)
         return self._top_k(weights, int(k), rows, threads, backend, key)

@@ -265,3 +265,20 @@ def test_single_query_fast_path_equals_the_batch_path_and_the_reference(storage)
         with pytest.raises(Exception, match="dimension"):
             small.search_arrays(np.ones(9), 3, backend=backend)
     assert GalleryIndex(8, storage).search_arrays(np.ones(8), 3)[1].shape == (1, 0)
+
+
+def test_repeated_filter_reuses_its_rows_until_an_edit():
+    rng = np.random.default_rng(12)
+    emb = rng.standard_normal((400, 16)).astype(np.float32)
+    index = _index("int8", emb)
+    q = emb[0]
+    first = index.search_arrays(q, 5, {"category": "mug"})
+    rows = index._filter_rows[next(iter(index._filter_rows))]
+    assert not rows.flags.writeable and len(rows) == 40
+    np.testing.assert_array_equal(index.search_arrays(q, 5, {"category": ["mug"]})[1], first[1])
+    assert index.remove(positions=[int(first[1][0, 0])]) == 1  # an edit: the cached rows are stale
+    after = index.search_arrays(q, 5, {"category": "mug"})[1][0]
+    assert all(index.metadata[p]["category"] == "mug" for p in after) and len(index._filter_rows) == 1
+    for cat in ["hat", "bag", "shoe", "lamp", "cup"]:
+        index.search_arrays(q, 3, {"category": cat})
+    assert len(index._filter_rows) <= exact_search.SUBSET_CACHE

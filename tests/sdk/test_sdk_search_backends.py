@@ -283,3 +283,31 @@ def test_repeated_filter_reuses_its_rows_until_an_edit():
     for cat in ["hat", "bag", "shoe", "lamp", "cup"]:
         index.search_arrays(q, 3, {"category": cat})
     assert len(index._filter_rows) <= exact_search.SUBSET_CACHE
+
+
+@pytest.mark.parametrize("storage", ["float32", "int8"])
+def test_one_block_single_query_path_keeps_ids_scores_and_tie_rule(storage):
+    # A gallery of one scan block takes CoarsePlan.search_one's inlined path (query rounding,
+    # threshold, tightening, vecdot re-scoring, stable sort): same answer as the reference and
+    # the numpy path, including runs of exact ties, a near-constant gallery (every row a
+    # candidate: the tightening step) and k beyond the gallery.
+    rng = np.random.default_rng(21)
+    emb = rng.standard_normal((3000, 16)).astype(np.float32)
+    emb[[5, 900, 901, 2999]] = emb[40]  # ties scattered over the block, one at its end
+    flat = np.tile(rng.standard_normal(16).astype(np.float32), (600, 1))
+    flat[::7, 0] += 3e-2  # two score levels ~1e-5 apart: every row a stage-1 candidate
+    for gallery in (emb, flat):
+        index = _index(storage, gallery, meta=False)
+        for backend in SIMD:
+            plan = index._plan(backend)
+            assert len(plan.blocks) == 1 or plan.top_k_index is not None  # faiss: its own top-k
+            for q in (gallery[40], -gallery[40], rng.standard_normal(16), np.eye(16)[3] * 1e-3):
+                for k in (1, 4, 10, 60, len(gallery) + 5):
+                    ref_s, ref_p = _reference(index, np.atleast_2d(q), k)
+                    s, p = index.search_arrays(q, k, backend=backend)
+                    _assert_ranking(p, s, ref_p, ref_s, gap=1e-7)
+                    ns, np_ = index.search_arrays(q, k, backend="numpy")  # float32 BLAS: near-ties may swap
+                    _assert_ranking(p, s, np_, ns)
+            s, p = index.search_arrays(gallery[40], 10, backend=backend)
+            if gallery is emb:  # the tied rows rank by position
+                assert p[0, :5].tolist() == [5, 40, 900, 901, 2999]

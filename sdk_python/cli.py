@@ -240,6 +240,7 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
     labels = [entries[i].product_id for i in report.ok_indices.tolist()]
     metrics = recall_at_k(search.index, report.embeddings, labels, ks)
     metrics["storage"] = search.index.storage
+    metrics["gallery"] = len(search.index)
     if contact_sheet and labels:
         from .contact_sheet import write_contact_sheet
 

@@ -130,7 +130,7 @@ def test_evaluate_from_dataset_manifest(tiny_model_dir, tmp_path):
     res = run("evaluate", "--index", out, "--model", tiny_model_dir, "--queries", csv, "--json", "--no-progress")
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.output)
-    assert metrics["queries"] == 10 and metrics["unmatched_queries"] == 0
+    assert metrics["queries"] == 10 and metrics["unmatched_queries"] == 0 and metrics["gallery"] == 5
     assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"] == 1.0
     for k in (1, 5, 10):  # one image per product here: both figures coincide
         assert metrics[f"product_recall@{k}"] == metrics[f"recall@{k}"]

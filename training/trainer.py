@@ -325,11 +325,13 @@ class Trainer:
             raise ConfigError(f"head.projection: unknown {head.projection!r}; choose one of {', '.join(PROJECTIONS)}")
         if head.projection_dim is not None and (head.projection_dim < 1 or head.projection == "none"):
             raise ConfigError(f"head.projection_dim={head.projection_dim} needs head.projection=pca and a size >= 1")
-        for name in ("pooled_loss_weight", "orthogonal_weight", "whiten_power"):
-            if getattr(head, name) < 0:
-                raise ConfigError(f"head.{name} must be >= 0, got {getattr(head, name)}")
+        weights = {"pooled_loss_weight": head.pooled_loss_weight, "orthogonal_weight": head.orthogonal_weight,
+                   "whiten_power": head.whiten_power}
+        for name, value in weights.items():
+            if value < 0:
+                raise ConfigError(f"head.{name} must be >= 0, got {value}")
         if (head.init != "random" or head.projection != "none" or head.orthogonal_weight) and \
-                not isinstance(getattr(self.model, "embed", None), nn.Linear):
+                not (isinstance(self.model, EmbeddingNet) and isinstance(self.model.embed, nn.Linear)):
             raise ConfigError(f"head.* settings need a linear head; {type(self.model).__name__} has none")
 
     def _fit_head(self, kind: str) -> dict[str, Any]:

@@ -188,7 +188,3 @@ def _checked(check, path: Path, info: ModelInfo, precision: str) -> dict:
         return check(path, info, precision)
     except AssertionError as exc:
         raise ExportError(f"Core ML structural check failed: {exc}") from exc
-
-
-# Rows defined in their own modules (imported last: they subclass Exporter from this module).
-from . import executorch_export  # noqa: E402,F401

@@ -131,7 +131,7 @@ def minimal_manifest(artefacts: list[tuple[str, str, str]], *, embedding_dim: in
     Parity is marked as not measured (one image, ``reference`` says so). Write it with
     :func:`write_manifest`, which fills hashes, sizes and ``files`` and validates it.
     """
-    from .exporters import EXPORTERS
+    from .formats import EXPORTERS
 
     info = ModelInfo(name=name, version=version, backbone=backbone, embedding_dim=embedding_dim,
                      input_size=input_size, embedding_space_id=embedding_space_id, mean=mean, std=std,

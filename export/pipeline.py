@@ -33,7 +33,7 @@ from .calibration import (
     whole_product_indices,
 )
 from .errors import ExportError, ParityError, UsageError
-from .exporters import EXPORTERS, ExportJob
+from .formats import EXPORTERS, ExportJob
 from .manifest import (
     PLACEHOLDER_SHA256,
     artefact_entry,

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .exporters import EXPORTERS
+from .formats import EXPORTERS
 from .recall_gate import MARGIN_POINTS
 
 #: The formats of the exporter table (export/exporters.py), in its order; each row declares its

@@ -6,13 +6,12 @@ re-exported here; the modules (``preprocessing``, ``gallery_index``, ``embedders
 ``index_format``, ``model_manifest``) hold the rest.
 """
 
-__version__ = "0.1.0"  # before the imports: modules read it while the package initialises
-
 from .embedders import LiteRTEmbedder, OnnxEmbedder, load_embedder
 from .gallery_index import GalleryIndex, SearchHit
 from .model_manifest import ModelManifest, load_model_manifest
 from .preprocessing import ImageDecodeError, PreprocessingSpec, preprocess_image
 from .search import ProductSearch
+from .version import __version__
 
 __all__ = ["GalleryIndex", "ImageDecodeError", "LiteRTEmbedder", "ModelManifest", "OnnxEmbedder",
            "PreprocessingSpec", "ProductSearch", "SearchHit", "__version__", "load_embedder",

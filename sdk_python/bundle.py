@@ -39,7 +39,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
 from .fileio import swap_folder
 from .gallery_index import GalleryIndex
 from .locking import folder_lock, ordinary_dir_mode
@@ -52,6 +51,7 @@ from .model_manifest import (
     schema_path,
 )
 from .preprocessing import is_image_path
+from .version import __version__
 
 BUNDLE_FORMAT = "deepproduct-demo-bundle"
 BUNDLE_VERSION = 1

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
 from .exact_search import (
     MAX_COARSE_QUERIES,
     SUBSET_CACHE,
@@ -41,6 +40,7 @@ from .index_format import (
     write_index_file,
 )
 from .quantization import dequantize, fit_scales, quantize
+from .version import __version__
 
 _MISSING = object()
 _NORMALISE_ROWS = 1 << 15

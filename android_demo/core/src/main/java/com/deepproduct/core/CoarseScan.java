@@ -18,6 +18,7 @@ import java.nio.FloatBuffer;
 final class CoarseScan {
     private static final int QMAX = 127;
     private static final int BLOCK_ROWS = 4096;
+    private static final int COLUMN_ROWS = 1024;
     private static final double EPS32 = Math.ulp(1.0f);
 
     private final int dim;
@@ -28,6 +29,8 @@ final class CoarseScan {
     private final double codeNorm;
     private final double residualNorm;
     private final double rowNorm;
+    /** Unfiltered stage 1: the codes as int columns, built on the first unfiltered query. */
+    private volatile int[][] columns;
 
     private CoarseScan(int dim, int count, ByteBuffer int8Rows, byte[] shadow, double[] grid, double codeNorm,
                        double residualNorm, double rowNorm) {
@@ -120,6 +123,25 @@ final class CoarseScan {
         double margin = 2 * bound * (1 + 1e-6) / step + 1e-6 * codeNorm * QMAX;
 
         Kept kept = new Kept(k, margin);
+        if (eligible == null) {
+            // Blocks of COLUMN_ROWS rows, one int[] per dimension: acc += column * q[d] is the one
+            // loop shape JDK 17's C2 vectorises here (measured: int[] from index 0 ~0.07 ns per
+            // multiply-add; byte/short widening or an offset into a shared array stay scalar at
+            // 0.37-0.5 ns). Same integer sums as the byte loop below, so the same candidates.
+            int[][] cols = columns();
+            int[] acc = new int[Math.min(COLUMN_ROWS, Math.max(count, 1))];
+            for (int start = 0, b = 0; start < count; start += COLUMN_ROWS, b++) {
+                int rows = Math.min(COLUMN_ROWS, count - start);
+                java.util.Arrays.fill(acc, 0);
+                for (int d = 0; d < dim; d++) {
+                    axpy(acc, cols[b * dim + d], q[d]);
+                }
+                for (int r = 0; r < rows; r++) {
+                    kept.offer(start + r, acc[r]);
+                }
+            }
+            return kept.positions();
+        }
         byte[] block = shadow != null ? shadow : new byte[Math.min(BLOCK_ROWS, Math.max(count, 1)) * dim];
         for (int start = 0; start < count; start += BLOCK_ROWS) {
             int rows = Math.min(BLOCK_ROWS, count - start);
@@ -166,6 +188,36 @@ final class CoarseScan {
             }
         }
         return kept.positions();
+    }
+
+    /** acc[i] += col[i] * q for i < col.length (kept as its own small method: C2 compiles and vectorises it). */
+    private static void axpy(int[] acc, int[] col, int q) {
+        for (int i = 0; i < col.length; i++) {
+            acc[i] += col[i] * q;
+        }
+    }
+
+    /** The int columns of the unfiltered scan (N x D ints: 4x the int8 codes), built once. */
+    private int[][] columns() {
+        int[][] cols = columns;
+        if (cols == null) {
+            int blocks = (count + COLUMN_ROWS - 1) / COLUMN_ROWS;
+            cols = new int[blocks * dim][];
+            for (int b = 0; b < blocks; b++) {
+                int start = b * COLUMN_ROWS;
+                int rows = Math.min(COLUMN_ROWS, count - start);
+                for (int d = 0; d < dim; d++) {
+                    int[] col = new int[rows];
+                    for (int r = 0; r < rows; r++) {
+                        int at = (start + r) * dim + d;
+                        col[r] = shadow != null ? shadow[at] : int8Rows.get(at);
+                    }
+                    cols[b * dim + d] = col;
+                }
+            }
+            columns = cols;
+        }
+        return cols;
     }
 
     /** The rows kept so far: every row whose coarse score is at least (k-th best - margin). */

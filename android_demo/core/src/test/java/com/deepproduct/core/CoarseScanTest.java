@@ -2,6 +2,9 @@ package com.deepproduct.core;
 
 import static org.junit.Assert.assertEquals;
 
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
@@ -56,6 +59,51 @@ public class CoarseScanTest {
     public void float32AndInt8MatchThePlainScan() throws Exception {
         for (String storage : new String[] {"float32", "int8"}) {
             check("index/" + storage + ".dpindex");  // the file name is in every failure message
+        }
+    }
+
+    /**
+     * The unfiltered stage 1 (int columns, blocks of 1024 rows) keeps exactly the candidates of
+     * the byte loop that filtered scans use (an always-true filter), on galleries of several
+     * blocks with exact ties across a block boundary, for float32 (the shadow) and int8 codes.
+     */
+    @Test
+    public void columnScanKeepsTheByteLoopsCandidatesAcrossBlocks() {
+        Random rng = new Random(11);
+        int dim = 24;
+        CoarseScan.Eligible all = new CoarseScan.Eligible() {
+            @Override
+            public boolean test(int row) {
+                return true;
+            }
+        };
+        for (int count : new int[] {1, 1023, 1024, 1025, 3000}) {
+            float[] v = new float[count * dim];
+            byte[] codes = new byte[count * dim];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) rng.nextGaussian();
+                codes[i] = (byte) (rng.nextInt(255) - 127);
+            }
+            for (int i : new int[] {count / 2, count - 1}) {  // ties with row 0, across the blocks
+                System.arraycopy(v, 0, v, i * dim, dim);
+                System.arraycopy(codes, 0, codes, i * dim, dim);
+            }
+            CoarseScan[] scans = {CoarseScan.ofFloat32(FloatBuffer.wrap(v), count, dim),
+                CoarseScan.ofInt8(ByteBuffer.wrap(codes), count, dim)};
+            for (CoarseScan scan : scans) {
+                for (int t = 0; t < 40; t++) {
+                    float[] w = new float[dim];
+                    for (int d = 0; d < dim; d++) {
+                        w[d] = t == 0 ? v[d] : (float) (rng.nextGaussian() * Math.pow(10, rng.nextInt(21) - 10));
+                    }
+                    for (int k : new int[] {1, 5, 40, count + 3}) {
+                        int[] fast = scan.candidates(w, k, null);
+                        int[] bytes = scan.candidates(w, k, all);
+                        assertEquals("count " + count + " query " + t + " k=" + k, Arrays.toString(bytes),
+                                Arrays.toString(fast));
+                    }
+                }
+            }
         }
     }
 }

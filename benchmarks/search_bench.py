@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+
+from deepproduct.training.progress import progress_bar  # tqdm on a terminal, a few lines in a log
 
 from .bandwidth import copy_bandwidth, scan_bound_ms
 from .machine import describe_host
@@ -145,7 +146,7 @@ def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int]
     data = clustered_unit_vectors(n, dim, seed)
     ids = np.arange(n).astype(str).tolist()
     meta = [{"shard": i % FILTER_SHARDS} for i in range(n)] if n <= FILTER_MAX_SIZE else None
-    bar = tqdm(total=len(storages) + 1, desc=f"build {n:,}", disable=not progress, leave=False)
+    bar = progress_bar(total=len(storages) + 1, desc=f"build {n:,}", disable=not progress, leave=False)
     indexes = {}
     for storage in storages:
         indexes[storage] = GalleryIndex.from_embeddings(data, ids, meta, storage=storage)
@@ -161,7 +162,7 @@ def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int]
     records = []
     configs = [(b, t) for b in batches for t in threads]
     default_threshold = faiss.cvar.distance_compute_blas_threshold
-    for batch, t in tqdm(configs, desc=f"search {n:,}", disable=not progress, leave=False):
+    for batch, t in progress_bar(configs, desc=f"search {n:,}", disable=not progress, leave=False):
         queries = make_queries(gallery_f32, batch, seed + batch)
         faiss.omp_set_num_threads(t)
         base = {"gallery_size": n, "dim": dim, "batch": batch, "k": k, "threads": t,

@@ -8,8 +8,9 @@ import java.nio.FloatBuffer;
  *
  * <ol>
  *   <li>every row as int8 codes (the index's own codes, or an int8 shadow of a float32 index,
- *       built once) against the query rounded to integers, with plain {@code int} sums over
- *       {@code byte[]} blocks (a loop the JIT can vectorise, unlike float64 sums); a proven bound
+ *       built once) against the query rounded to integers, with exact {@code int} sums: over
+ *       {@code int} columns for unfiltered searches (built on first use, 4x the int8 codes'
+ *       memory: the loop JDK 17's C2 vectorises), over {@code byte} rows when filtered; a proven bound
  *       B on |coarse - true score| keeps every row within 2B of the running k-th best;</li>
  *   <li>those candidates re-scored with the float64 reference sums and ranked by (score desc,
  *       position asc), so the result equals the plain float64 scan's.</li>

@@ -10,7 +10,8 @@ import java.nio.FloatBuffer;
  *   <li>every row as int8 codes (the index's own codes, or an int8 shadow of a float32 index,
  *       built once) against the query rounded to integers, with exact {@code int} sums: over
  *       {@code int} columns for unfiltered searches (built on first use, 4x the int8 codes'
- *       memory: the loop JDK 17's C2 vectorises), over {@code byte} rows when filtered; a proven bound
+ *       memory, capped by {@link #columnBudgetBytes}: the loop JDK 17's C2 vectorises), over
+ *       {@code byte} rows when filtered or above the cap; a proven bound
  *       B on |coarse - true score| keeps every row within 2B of the running k-th best;</li>
  *   <li>those candidates re-scored with the float64 reference sums and ranked by (score desc,
  *       position asc), so the result equals the plain float64 scan's.</li>
@@ -21,6 +22,13 @@ final class CoarseScan {
     private static final int BLOCK_ROWS = 4096;
     private static final int COLUMN_ROWS = 1024;
     private static final double EPS32 = Math.ulp(1.0f);
+    /**
+     * The most heap the int columns may take (N x D x 4 bytes); a larger gallery scans its byte
+     * rows instead (2-3x slower on JDK 17, no extra memory). 64 MiB by default, i.e. 128-d
+     * galleries up to 131,072 rows; set {@code -Ddeepproduct.columnBudgetBytes=0} (or this
+     * field) to never build them, e.g. on a phone short of heap.
+     */
+    static volatile long columnBudgetBytes = Long.getLong("deepproduct.columnBudgetBytes", 64L << 20);
 
     private final int dim;
     private final int count;
@@ -124,7 +132,7 @@ final class CoarseScan {
         double margin = 2 * bound * (1 + 1e-6) / step + 1e-6 * codeNorm * QMAX;
 
         Kept kept = new Kept(k, margin);
-        if (eligible == null) {
+        if (eligible == null && (columns != null || (long) count * dim * 4 <= columnBudgetBytes)) {
             // Blocks of COLUMN_ROWS rows, one int[] per dimension: acc += column * q[d] is the one
             // loop shape JDK 17's C2 vectorises here (measured: int[] from index 0 ~0.07 ns per
             // multiply-add; byte/short widening or an offset into a shared array stay scalar at

@@ -104,6 +104,22 @@ public class CoarseScanTest {
                     }
                 }
             }
+            long budget = CoarseScan.columnBudgetBytes;
+            CoarseScan.columnBudgetBytes = 0;  // above the heap cap: the unfiltered byte loop
+            try {
+                CoarseScan[] fresh = {CoarseScan.ofFloat32(FloatBuffer.wrap(v), count, dim),
+                    CoarseScan.ofInt8(ByteBuffer.wrap(codes), count, dim)};
+                for (int s = 0; s < fresh.length; s++) {
+                    float[] w = new float[dim];
+                    for (int d = 0; d < dim; d++) {
+                        w[d] = (float) rng.nextGaussian();
+                    }
+                    assertEquals(Arrays.toString(scans[s].candidates(w, 5, null)),
+                            Arrays.toString(fresh[s].candidates(w, 5, null)));
+                }
+            } finally {
+                CoarseScan.columnBudgetBytes = budget;
+            }
         }
     }
 }

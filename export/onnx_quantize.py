@@ -103,16 +103,18 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, info: ModelInfo
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     reader_cls = type("DeepProductCalibration", (_ArrayReader, CalibrationDataReader), {})
+    images = calibration.astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="dp-onnx-q-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        exclude = head_nodes(onnx.load(str(pre))) + list(KEEP_FLOAT_NODES if keep_float is None else keep_float)
+        float_proto = onnx.load(str(pre))
+        exclude = head_nodes(float_proto) + list(KEEP_FLOAT_NODES if keep_float is None else keep_float)
         method = method or CALIBRATION_METHOD
         calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                      "entropy": CalibrationMethod.Entropy}[method]
         extra = {"CalibPercentile": PERCENTILE} if method == "percentile" else {}
         quantize_static(
-            str(pre), str(dst), reader_cls(calibration.astype(np.float32)),
+            str(pre), str(dst), reader_cls(images),
             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=REDUCE_RANGE,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
             calibrate_method=calibrate, extra_options=extra,
@@ -120,7 +122,7 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, info: ModelInfo
         proto = onnx.load(str(dst))
         float_convs(proto, [n.name for n in proto.graph.node if n.op_type == "Conv"][:FLOAT_LEADING_CONVS])
         if BIAS_CORRECTION if bias_correction is None else bias_correction:
-            correct_biases(proto, onnx.load(str(pre)), calibration.astype(np.float32))
+            correct_biases(proto, float_proto, images)
     set_metadata(proto, info)
     onnx.save(proto, str(dst))
     onnx.checker.check_model(str(dst), full_check=True)

@@ -55,7 +55,7 @@ def search_section(training: dict, sdk_f32: dict, sdk_i8: dict, sheet: str | Non
              "phone photos through `dp-search evaluate` (the exported ONNX model, numpy exact search).", "",
              "| path | R@1 | R@5 | difference (points) | check |", "|---|---|---|---|---|"]
     for name, r1, r5, diff, check in rows:
-        r5s = f"{100 * r5:.1f}" if isinstance(r5, float) else "-"
+        r5s = _r5(r5)
         lines.append(f"| {name} | {r1:.2f} | {r5s} | {diff} | {check} |")
     if sheet:
         lines += ["", f"![queries and their top-5 products]({sheet})", "",

@@ -106,7 +106,8 @@ def _complete(folder: Path) -> bool:
 
 @pytest.mark.slow
 def test_kill_9_during_dp_export_overwrite(tmp_path, tiny_manifest):
-    """Under load one tiny ONNX export takes about a minute (mostly imports), so two kills only."""
+    """Two kills: one as soon as the workspace exists (so a kill surely lands mid-export; a timed kill
+    missed on a fast CI machine), one at a random moment. Under load one tiny export takes a minute."""
     import torch
 
     from deepproduct.training.checkpoint import model_config_of, save_checkpoint
@@ -134,10 +135,18 @@ def test_kill_9_during_dp_export_overwrite(tmp_path, tiny_manifest):
     for i in range(2):
         before = _folder_digest(out)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=float(rng.uniform(0.5, 0.95)) * full)  # past the imports, into the stages
-        except subprocess.TimeoutExpired:
+        if i == 0:  # the moment its workspace appears, plus a little: certainly mid-export, on any machine
+            deadline = time.monotonic() + 600
+            while not _leftovers(out, systmp) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert proc.poll() is None, "dp-export ended before its workspace was seen"
+            time.sleep(float(rng.uniform(0.0, 0.05)))
             os.kill(proc.pid, signal.SIGKILL)
+        else:  # a kill at a random moment, imports included
+            try:
+                proc.wait(timeout=float(rng.uniform(0.2, 0.95)) * full)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
         after = _folder_digest(out)
         assert after is not None and (after == before or _complete(out)), f"kill {i}: target changed or missing"

@@ -235,6 +235,33 @@ def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_di
     click.echo(f"report: {path} ({len(plots)} plot(s): {', '.join(p.name for p in plots)})")
 
 
+@main.command("int8-budget")
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Dataset manifest CSV: the images the cosines are measured on.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--every", default=1, show_default=True, help="Use every N-th image of the split.")
+@click.option("--threads", default=2, show_default=True)
+@click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the figures as JSON here.")
+def int8_budget_command(export_dir: str, data: str, split: str, every: int, threads: int,
+                        json_out: str | None) -> None:
+    """Where the int8 ONNX model's cosine loss comes from: weights, residual-stream or post-ReLU6
+    activations, each put back in float by graph surgery (benchmarks/int8_budget.py)."""
+    import json
+
+    from deepproduct.sdk.fileio import write_text_atomic
+
+    from .int8_budget import budget_table, int8_budget
+
+    try:
+        result = int8_budget(export_dir, data, split=split, every=every, threads=threads)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(budget_table(result))
+    if json_out:
+        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+
+
 @main.command()
 @click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", type=click.Path(exists=True, dir_okay=False), help="Dataset manifest for accuracy.")

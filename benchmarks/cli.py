@@ -235,6 +235,31 @@ def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_di
     click.echo(f"report: {path} ({len(plots)} plot(s): {', '.join(p.name for p in plots)})")
 
 
+@main.command("head-sweep")
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Dataset manifest CSV: heads fitted on its train split, scored on its test split.")
+@click.option("--transfer", type=click.Path(exists=True, dir_okay=False),
+              help="A second manifest scored on its test split (e.g. the real-image transfer set).")
+@click.option("--threads", default=2, show_default=True)
+@click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the figures as JSON here.")
+def head_sweep_command(export_dir: str, data: str, transfer: str | None, threads: int, json_out: str | None) -> None:
+    """Refit the PCA head with milder whitening: Recall@1 and int8 cosine of each (benchmarks/head_sweep.py)."""
+    import json
+
+    from deepproduct.sdk.fileio import write_text_atomic
+
+    from .head_sweep import head_sweep, sweep_table
+
+    try:
+        result = head_sweep(export_dir, data, transfer, threads=threads)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(sweep_table(result))
+    if json_out:
+        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+
+
 @main.command("int8-budget")
 @click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),

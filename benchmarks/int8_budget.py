@@ -195,22 +195,26 @@ def _embed(model: onnx.ModelProto, images: np.ndarray, threads: int, batch: int 
     return np.concatenate([session.run(None, {name: images[i:i + batch]})[0] for i in range(0, len(images), batch)])
 
 
+def onnx_pair(export_dir: Path, manifest) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """The export's fp32 and int8 ONNX graphs (a clear error when either is missing)."""
+    files = {a.precision: a.file for a in manifest.artefacts if a.format == "onnx"}
+    if "fp32" not in files or "int8" not in files:
+        raise BudgetError(f"{export_dir}: needs an fp32 and an int8 ONNX artefact (dp-export --formats onnx "
+                          f"--quantize none,int8); found {sorted(files) or 'none'}")
+    return onnx.load(str(export_dir / files["fp32"])), onnx.load(str(export_dir / files["int8"]))
+
+
 def int8_budget(export_dir: str | Path, data: str | Path, split: str = "test", every: int = 1,
                 threads: int = 2) -> dict[str, Any]:
     """Cosine to the fp32 ONNX artefact of each variant, on every ``every``-th image of ``split``."""
     export_dir = Path(export_dir)
     manifest = load_model_manifest(export_dir)
-    onnx_files = {a.precision: a.file for a in manifest.artefacts if a.format == "onnx"}
-    if "fp32" not in onnx_files or "int8" not in onnx_files:
-        raise BudgetError(f"{export_dir}: needs an fp32 and an int8 ONNX artefact (dp-export --formats onnx "
-                          f"--quantize none,int8); found {sorted(onnx_files) or 'none'}")
+    fp32, int8 = onnx_pair(export_dir, manifest)
     dataset = read_dataset_manifest(data)
     rows = dataset.select(split=split)[::max(1, every)]
     if not rows:
         raise BudgetError(f"{data}: no rows with split={split}")
     images = preprocess_batch([dataset.abspath(r) for r in rows], manifest.preprocessing)
-    fp32 = onnx.load(str(export_dir / onnx_files["fp32"]))
-    int8 = onnx.load(str(export_dir / onnx_files["int8"]))
     reference = _embed(fp32, images, threads)
     result: dict[str, Any] = {"export": str(export_dir), "data": str(data), "split": split, "images": len(rows),
                               "variants": {}}

@@ -60,3 +60,33 @@ def test_an_export_without_an_int8_onnx_is_a_one_line_error(tiny_model_dir, tiny
     r = CliRunner().invoke(dp_bench, ["int8-budget", str(tiny_model_dir), "--data", str(tiny_manifest)])
     assert r.exit_code == 1 and "needs an fp32 and an int8 ONNX artefact" in r.output, r.output
     assert "Traceback" not in r.output
+
+
+# -- dp-bench head-sweep ---------------------------------------------------------------------------
+
+def test_head_weight_spans_pca_to_whitening():
+    from deepproduct.benchmarks.head_sweep import head_weight
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(400, 6)) * np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.2])
+    mu, plain = head_weight(train, 4, power=0.0, shrink=0.0)
+    np.testing.assert_allclose(plain @ plain.T, np.eye(4), atol=1e-9)  # orthonormal axes: plain PCA
+    _, white = head_weight(train, 4, power=1.0, shrink=0.0)
+    np.testing.assert_allclose(np.cov(((train - mu) @ white.T).T), np.eye(4), atol=1e-9)  # unit variance
+    _, shrunk = head_weight(train, 4, power=1.0, shrink=1.0)
+    gains = np.linalg.norm(shrunk, axis=1) / np.linalg.norm(white, axis=1)
+    assert np.all(np.diff(gains) < 0)  # shrinkage holds the weak axes back most
+
+
+def test_recall_at_1_counts_answerable_user_queries_against_shop_images():
+    from deepproduct.benchmarks.head_sweep import recall_at_1
+
+    emb = np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1], [1, 1]], dtype=float)
+    products = np.array(["a", "b", "a", "a", "z"])  # query 3 retrieves b's shot; "z" has no shop image
+    domains = np.array(["shop", "shop", "user", "user", "user"])
+    assert recall_at_1(emb / np.linalg.norm(emb, axis=1, keepdims=True), products, domains) == 0.5
+
+
+def test_head_sweep_without_an_int8_onnx_is_a_one_line_error(tiny_model_dir, tiny_manifest):
+    r = CliRunner().invoke(dp_bench, ["head-sweep", str(tiny_model_dir), "--data", str(tiny_manifest)])
+    assert r.exit_code == 1 and "needs an fp32 and an int8 ONNX artefact" in r.output, r.output

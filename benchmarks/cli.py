@@ -310,7 +310,7 @@ def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: st
     run_id = new_run_id()
     records = bench_models(export_dir, checkpoint=checkpoint, threads=parse_threads("1,2,N" if full else "1,N"),
                            runs=50 if full else 10, warmup=10 if full else 3, throughput_runs=10 if full else 3,
-                           only=_only(only), run_id=run_id)
+                           rounds=5 if full else 3, only=_only(only), run_id=run_id)
     _echo_table(records, "latency")
     if data:
         acc = bench_accuracy(export_dir, data, checkpoint=checkpoint, only=_only(only), run_id=run_id)

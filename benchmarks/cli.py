@@ -235,6 +235,22 @@ def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_di
     click.echo(f"report: {path} ({len(plots)} plot(s): {', '.join(p.name for p in plots)})")
 
 
+def _analysis(run, table, json_out: str | None) -> None:
+    """Run one offline analysis: its markdown table on stdout, its figures as JSON in ``json_out``,
+    and a one-line error (not a traceback) for an export or manifest it cannot read."""
+    import json
+
+    from deepproduct.sdk.fileio import write_text_atomic
+
+    try:
+        result = run()
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(table(result))
+    if json_out:
+        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+
+
 @main.command("head-sweep")
 @click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
@@ -245,19 +261,9 @@ def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_di
 @click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the figures as JSON here.")
 def head_sweep_command(export_dir: str, data: str, transfer: str | None, threads: int, json_out: str | None) -> None:
     """Refit the PCA head with milder whitening: Recall@1 and int8 cosine of each (benchmarks/head_sweep.py)."""
-    import json
-
-    from deepproduct.sdk.fileio import write_text_atomic
-
     from .head_sweep import head_sweep, sweep_table
 
-    try:
-        result = head_sweep(export_dir, data, transfer, threads=threads)
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(sweep_table(result))
-    if json_out:
-        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+    _analysis(lambda: head_sweep(export_dir, data, transfer, threads=threads), sweep_table, json_out)
 
 
 @main.command("int8-budget")
@@ -272,19 +278,9 @@ def int8_budget_command(export_dir: str, data: str, split: str, every: int, thre
                         json_out: str | None) -> None:
     """Where the int8 ONNX model's cosine loss comes from: weights, residual-stream or post-ReLU6
     activations, each put back in float by graph surgery (benchmarks/int8_budget.py)."""
-    import json
-
-    from deepproduct.sdk.fileio import write_text_atomic
-
     from .int8_budget import budget_table, int8_budget
 
-    try:
-        result = int8_budget(export_dir, data, split=split, every=every, threads=threads)
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(budget_table(result))
-    if json_out:
-        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+    _analysis(lambda: int8_budget(export_dir, data, split=split, every=every, threads=threads), budget_table, json_out)
 
 
 @main.command()

@@ -7,7 +7,7 @@ real photos, so this refits the head offline -- from the fp32 ONNX artefact's po
 the training images, as ``dp-train`` fits it from PyTorch's -- for a few settings, and scores each
 with the pooled features of the fp32 and the int8 ONNX graphs (the head itself stays float in every
 int8 export). Axis i of the kept ``dim`` is divided by ``(var_i + shrink * mean(var)) ** (power / 2)``.
-numpy + onnxruntime; Recall@1 is the SDK's one definition.
+Recall@1 is ranked and scored as the export gate does (``export.parity.recall_at_1``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 import onnx
 
-from deepproduct.sdk.dataset_manifest import read_dataset_manifest
-from deepproduct.sdk.metrics import hits_at_k
+from deepproduct.export.parity import recall_at_1 as parity_recall_at_1
 from deepproduct.sdk.model_manifest import load_model_manifest
-from deepproduct.sdk.preprocessing import preprocess_batch
 
-from .int8_budget import BudgetError, onnx_pair
+from .int8_budget import BudgetError, onnx_pair, onnx_session, run_session, split_images
 
 #: (dim, power, shrink): the shipped head first, then milder ones.
 DEFAULT_HEADS: tuple[tuple[int, float, float], ...] = (
@@ -45,18 +43,6 @@ def with_pooled_output(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     return model, pooled
 
 
-def _pooled(model: onnx.ModelProto, images: np.ndarray, threads: int, batch: int = 32) -> np.ndarray:
-    import onnxruntime as ort
-
-    proto, name = with_pooled_output(model)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feed = session.get_inputs()[0].name
-    return np.concatenate([session.run([name], {feed: images[i:i + batch]})[0].astype(np.float64)
-                           for i in range(0, len(images), batch)])
-
-
 def head_weight(train: np.ndarray, dim: int, power: float, shrink: float) -> tuple[np.ndarray, np.ndarray]:
     """(mean, dim x C weight) of the head refitted on ``train`` (N x C pooled features)."""
     if not 1 <= dim < len(train):
@@ -68,20 +54,11 @@ def head_weight(train: np.ndarray, dim: int, power: float, shrink: float) -> tup
 
 
 def recall_at_1(emb: np.ndarray, products: np.ndarray, domains: np.ndarray) -> float:
-    """Consumer-to-shop Recall@1: ``user`` images query the ``shop`` images (answerable queries only)."""
-    queries, gallery = domains == "user", domains == "shop"
-    answerable = queries & np.isin(products, products[gallery])
-    top = np.argmax(emb[answerable] @ emb[gallery].T, axis=1)
-    return float(hits_at_k(products[gallery][top][:, None], products[answerable], 1).mean())
-
-
-def _split(manifest: str | Path, split: str, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    data = read_dataset_manifest(manifest)
-    rows = data.select(split=split)
-    if not rows:
-        raise BudgetError(f"{manifest}: no rows with split={split}")
-    images = preprocess_batch([data.abspath(r) for r in rows], spec)
-    return images, np.array([r.product_id for r in rows]), np.array([r.domain for r in rows])
+    """Consumer-to-shop Recall@1 over the answerable ``user`` queries (a shop image of their product
+    exists), ranked and scored as the export gate does (``export.parity.recall_at_1``)."""
+    gallery = domains == "shop"
+    keep = gallery | np.isin(products, products[gallery])
+    return parity_recall_at_1(emb[keep], products[keep].tolist(), domains[keep].tolist())
 
 
 def head_sweep(export_dir: str | Path, data: str | Path, transfer: str | Path | None = None,
@@ -89,18 +66,24 @@ def head_sweep(export_dir: str | Path, data: str | Path, transfer: str | Path | 
     """Recall@1 (fp32 and int8 graphs) and int8 mean cosine per head, on ``data``'s test split and
     (if given) ``transfer``'s; the heads are fitted on ``data``'s training split."""
     manifest = load_model_manifest(export_dir)
-    fp32, int8 = onnx_pair(Path(export_dir), manifest)
-    images, _, _ = _split(data, "train", manifest.preprocessing)
-    train = _pooled(fp32, images, threads)
-    sets = {"held_out": _split(data, "test", manifest.preprocessing)}
+    # One session per graph, optimised as shipped: no surgery here, only an extra output.
+    (fp32, fp32_pooled), (int8, int8_pooled) = (with_pooled_output(m) for m in onnx_pair(Path(export_dir), manifest))
+    fp32_session, int8_session = onnx_session(fp32, threads, optimise=True), onnx_session(int8, threads, optimise=True)
+
+    def pooled(session, output: str, images: np.ndarray) -> np.ndarray:
+        return run_session(session, images, output).astype(np.float64)
+
+    train = pooled(fp32_session, fp32_pooled, split_images(data, "train", manifest.preprocessing)[0])
+    sets = {"held_out": split_images(data, "test", manifest.preprocessing)}
     if transfer:
-        sets["transfer"] = _split(transfer, "test", manifest.preprocessing)
-    pooled = {k: (_pooled(fp32, v[0], threads), _pooled(int8, v[0], threads), v[1], v[2]) for k, v in sets.items()}
+        sets["transfer"] = split_images(transfer, "test", manifest.preprocessing)
+    pooled_sets = {k: (pooled(fp32_session, fp32_pooled, images), pooled(int8_session, int8_pooled, images),
+                       products, domains) for k, (images, products, domains) in sets.items()}
     rows = []
     for dim, power, shrink in heads:
         mu, weight = head_weight(train, dim, power, shrink)
         row: dict[str, Any] = {"dim": dim, "power": power, "shrink": shrink}
-        for name, (pf, pq, products, domains) in pooled.items():
+        for name, (pf, pq, products, domains) in pooled_sets.items():
             ef, eq = ((p - mu) @ weight.T for p in (pf, pq))
             ef /= np.linalg.norm(ef, axis=1, keepdims=True)
             eq /= np.linalg.norm(eq, axis=1, keepdims=True)

@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from deepproduct.export.parity import cosines
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 from deepproduct.sdk.model_manifest import load_model_manifest
 from deepproduct.sdk.preprocessing import preprocess_batch
@@ -165,9 +166,10 @@ def float_weights(int8: onnx.ModelProto, fp32: onnx.ModelProto) -> onnx.ModelPro
     return model
 
 
-def budget_models(int8: onnx.ModelProto, fp32: onnx.ModelProto) -> dict[str, onnx.ModelProto]:
-    """Every variant of :data:`VARIANTS`, as ONNX models."""
-    groups = activation_groups(int8, fp32)
+def budget_models(int8: onnx.ModelProto, fp32: onnx.ModelProto,
+                  groups: dict[str, list[str]] | None = None) -> dict[str, onnx.ModelProto]:
+    """Every variant of :data:`VARIANTS`, as ONNX models (``groups``: :func:`activation_groups`)."""
+    groups = groups or activation_groups(int8, fp32)
     weights = float_weights(int8, fp32)
     everything = groups["relu6"] + groups["residual"]
     return {
@@ -180,19 +182,43 @@ def budget_models(int8: onnx.ModelProto, fp32: onnx.ModelProto) -> dict[str, onn
     }
 
 
-def _embed(model: onnx.ModelProto, images: np.ndarray, threads: int, batch: int = 32) -> np.ndarray:
+def onnx_session(model: onnx.ModelProto, threads: int, optimise: bool = False):
+    """An onnxruntime CPU session of ``model``, node by node unless ``optimise``.
+
+    Node by node is what the surgery's variants need: onnxruntime's optimisers, given int8
+    activations around float-weight convolutions, computed wrong results (cosine 0.91 where
+    node-by-node gives 0.998). The int8 model as exported moves by < 1e-4 of cosine between the modes.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # the surgery leaves unused initializers; ORT warns about each
-    # Node by node, as the graph says: onnxruntime's optimisers, given int8 activations around
-    # float-weight convolutions, computed wrong results (cosine 0.91 where node-by-node gives 0.998).
-    # The int8 model as exported moves by < 1e-4 of cosine between the two modes.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: images[i:i + batch]})[0] for i in range(0, len(images), batch)])
+    if not optimise:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def run_session(session, images: np.ndarray, output: str | None = None, batch: int = 32) -> np.ndarray:
+    """``output`` (default: the first) of ``session`` for every image, ``batch`` per call."""
+    feed = session.get_inputs()[0].name
+    output = output or session.get_outputs()[0].name
+    return np.concatenate([session.run([output], {feed: images[i:i + batch]})[0]
+                           for i in range(0, len(images), batch)])
+
+
+def _embed(model: onnx.ModelProto, images: np.ndarray, threads: int, batch: int = 32) -> np.ndarray:
+    return run_session(onnx_session(model, threads), images, batch=batch)
+
+
+def split_images(data: str | Path, split: str, spec, every: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(preprocessed NCHW images, product ids, domains) of every ``every``-th row of ``split``."""
+    dataset = read_dataset_manifest(data)
+    rows = dataset.select(split=split)[::max(1, every)]
+    if not rows:
+        raise BudgetError(f"{data}: no rows with split={split}")
+    images = preprocess_batch([dataset.abspath(r) for r in rows], spec)
+    return images, np.array([r.product_id for r in rows]), np.array([r.domain for r in rows])
 
 
 def onnx_pair(export_dir: Path, manifest) -> tuple[onnx.ModelProto, onnx.ModelProto]:
@@ -210,20 +236,15 @@ def int8_budget(export_dir: str | Path, data: str | Path, split: str = "test", e
     export_dir = Path(export_dir)
     manifest = load_model_manifest(export_dir)
     fp32, int8 = onnx_pair(export_dir, manifest)
-    dataset = read_dataset_manifest(data)
-    rows = dataset.select(split=split)[::max(1, every)]
-    if not rows:
-        raise BudgetError(f"{data}: no rows with split={split}")
-    images = preprocess_batch([dataset.abspath(r) for r in rows], manifest.preprocessing)
+    images, _, _ = split_images(data, split, manifest.preprocessing, every)
     reference = _embed(fp32, images, threads)
-    result: dict[str, Any] = {"export": str(export_dir), "data": str(data), "split": split, "images": len(rows),
+    result: dict[str, Any] = {"export": str(export_dir), "data": str(data), "split": split, "images": len(images),
                               "variants": {}}
-    for name, model in budget_models(int8, fp32).items():
-        emb = _embed(model, images, threads)
-        cos = (emb * reference).sum(1) / (np.linalg.norm(emb, axis=1) * np.linalg.norm(reference, axis=1))
+    groups = activation_groups(int8, fp32)
+    for name, model in budget_models(int8, fp32, groups).items():
+        cos = cosines(_embed(model, images, threads), reference)
         result["variants"][name] = {"mean_cos": float(cos.mean()), "min_cos": float(cos.min()),
                                     "one_minus_cos": float(1 - cos.mean())}
-    groups = activation_groups(int8, fp32)
     result["quantisers"] = {k: len(v) for k, v in groups.items()}
     return result
 

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import click
 
+from deepproduct.sdk.cli_boundary import boundary
+from deepproduct.sdk.output_policy import check_file_output, check_folder_output, write_marker
+
+from .runners import NotRunnableHere
 from .schema import new_run_id, write_records
 
 DEFAULT_OUT = "results/host.jsonl"
@@ -43,7 +47,8 @@ def _only(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def _save(records: list[dict], out: str) -> None:
+def _save(records: list[dict], out: str, inputs: tuple = ()) -> None:
+    check_file_output(out, inputs, what="records file (--out)")
     path = write_records(out, records)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     click.echo(f"{len(records)} records appended to {path} (load average 1 min: {load:.2f})")
@@ -74,7 +79,8 @@ def _echo_table(records: list[dict], kind: str) -> None:
             click.echo(f"  skipped {r['artefact']} ({r['what']}): {r['reason']}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=boundary("dp-bench", known=(NotRunnableHere,)),
+             context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """DeepProduct benchmarks: models, accuracy, search, profile, device imports, report."""
 
@@ -101,7 +107,7 @@ def models(export_dir: str, checkpoint: str | None, threads: str, runs: int, war
                            only=_only(only))
     _echo_table(records, "latency")
     _echo_table(records, "skipped")
-    _save(records, out)
+    _save(records, out, (export_dir, checkpoint))
 
 
 @main.command()
@@ -121,7 +127,7 @@ def accuracy(export_dir: str, data: str, checkpoint: str | None, split: str, bat
     records = bench_accuracy(export_dir, data, checkpoint=checkpoint, split=split, batch=batch, only=_only(only))
     _echo_table(records, "accuracy")
     _echo_table(records, "skipped")
-    _save(records, out)
+    _save(records, out, (export_dir, data, checkpoint))
 
 
 @main.command()
@@ -231,6 +237,7 @@ def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_di
     missing = [f for f in files if not Path(f).is_file()]
     if not files or missing:
         raise click.ClickException(f"no such input file(s): {', '.join(missing) or 'none given'}")
+    check_file_output(out, files, what="report (--out)")
     path, plots = build_report(files, out, plots_dir)
     click.echo(f"report: {path} ({len(plots)} plot(s): {', '.join(p.name for p in plots)})")
 
@@ -300,9 +307,14 @@ def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: st
     from .search_bench import bench_search
 
     out = Path(out_dir)
+    # One fresh run per folder (the report describes exactly this run): only a folder dp-bench
+    # marked as its own is refreshed; a user's folder is refused (docs/threat-model.md).
+    check_folder_output(out, [export_dir, data, checkpoint], overwrite=True, what="--out-dir")
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "dp-bench", "bench-folder")
     jsonl = out / "host.jsonl"
     if jsonl.exists():
-        jsonl.unlink()  # one fresh run per folder: the report describes exactly this run
+        jsonl.unlink()
     run_id = new_run_id()
     records = bench_models(export_dir, checkpoint=checkpoint, threads=parse_threads("1,2,N" if full else "1,N"),
                            runs=50 if full else 10, warmup=10 if full else 3, throughput_runs=10 if full else 3,

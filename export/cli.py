@@ -18,32 +18,26 @@ from pathlib import Path
 
 import click
 
+from deepproduct.sdk.cli_boundary import boundary
+from deepproduct.sdk.output_policy import check_file_output
+
 from .errors import ExportError, UsageError
 from .variants import FORMATS, QUANTIZATIONS, parse_list
 
 
-class _DefaultToExport(click.Group):
+class _DefaultToExport(boundary("dp-export", known=(ExportError,))):
     """A group that treats ``dp-export CHECKPOINT ...`` as ``dp-export export CHECKPOINT ...``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["export", *args]
+        lead = [a for a in args if a == "--debug"]  # the boundary's group option may come first
+        rest = [a for a in args if a != "--debug"] if lead else args
+        if rest and rest[0] not in self.commands and not rest[0].startswith("-"):
+            args = [*lead, "export", *rest]
         return super().parse_args(ctx, args)
 
 
 def _say(message: str) -> None:
     click.echo(message, err=True)
-
-
-def _fail(exc: BaseException) -> None:
-    """One readable line (the traceback only with DP_EXPORT_DEBUG=1), exit status 1."""
-    import os
-    import traceback
-
-    if os.environ.get("DP_EXPORT_DEBUG"):
-        traceback.print_exception(exc)
-    click.echo(f"dp-export: error: {exc}", err=True)
-    sys.exit(1)
 
 
 @click.group(cls=_DefaultToExport, context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,6 +84,8 @@ def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: 
     """Export CHECKPOINT (NAME.safetensors) into the folder --out."""
     from .pipeline import ExportOptions, export
 
+    if report_path is not None:  # the output policy before any work: never the checkpoint or an input
+        check_file_output(report_path, [checkpoint, out, calib, parity_source], what="--report")
     try:
         opts = ExportOptions(
             checkpoint=checkpoint, out=out, formats=parse_list(formats, FORMATS, "format"),
@@ -101,8 +97,6 @@ def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: 
         result = export(opts, _say)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from exc
-    except ExportError as exc:
-        _fail(exc)
     if report_path is not None:
         from deepproduct.training.atomic import write_text_atomic
 
@@ -125,17 +119,14 @@ def verify_cmd(folder: Path, images: str | None, no_clients: bool) -> None:
     """Re-check FOLDER: schema, sha256 of every file, Core ML structure, parity by real runtimes."""
     from .verify import verify_folder
 
-    try:
-        image_set = None
-        if images:
-            import tempfile
+    image_set = None
+    if images:
+        import tempfile
 
-            from .calibration import resolve_image_source
+        from .calibration import resolve_image_source
 
-            image_set = resolve_image_source(images, Path(tempfile.gettempdir()))
-        report, _ = verify_folder(folder, _say, image_set, clients=not no_clients)
-    except (ExportError, ValueError) as exc:  # ValueError: ManifestError and friends
-        _fail(exc)
+        image_set = resolve_image_source(images, Path(tempfile.gettempdir()))
+    report, _ = verify_folder(folder, _say, image_set, clients=not no_clients)
     click.echo(report.table())
     if not report.passed:
         click.echo("\nFAILED:\n  " + "\n  ".join(report.failures()), err=True)

@@ -28,6 +28,7 @@ from deepproduct.sdk.model_manifest import (  # one file/folder hash for exporte
     sha256_file,
     sha256_path,
 )
+from deepproduct.sdk.output_policy import MARKER_NAME
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 
 from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
@@ -46,7 +47,7 @@ def file_listing(folder: Path) -> list[dict]:
     out = []
     for p in sorted(folder.rglob("*"), key=lambda q: q.relative_to(folder).as_posix()):
         rel = p.relative_to(folder).as_posix()
-        if p.is_file() and rel != MANIFEST_FILENAME:
+        if p.is_file() and rel not in (MANIFEST_FILENAME, MARKER_NAME):
             out.append({"path": rel, "sha256": sha256_file(p), "size_bytes": p.stat().st_size})
     return out
 
@@ -183,6 +184,6 @@ def check_hashes(folder: Path, manifest: dict[str, Any]) -> list[str]:
     listed = {e["path"] for e in manifest.get("files", [])}
     for p in folder.rglob("*"):
         rel = p.relative_to(folder).as_posix()
-        if p.is_file() and rel != MANIFEST_FILENAME and rel not in listed:
+        if p.is_file() and rel not in (MANIFEST_FILENAME, MARKER_NAME) and rel not in listed:
             problems.append(f"unlisted file {rel}")
     return problems

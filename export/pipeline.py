@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from deepproduct.sdk.fileio import swap_folder
+from deepproduct.sdk.output_policy import check_folder_output
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 from deepproduct.training.checkpoint import CheckpointError, embedding_space_id, load_model
 
@@ -134,6 +135,11 @@ def model_info(model: torch.nn.Module, cfg: dict, opts: ExportOptions, size: int
                      model_config=dict(cfg))
 
 
+def _local_sources(*sources: str | None) -> list[Path]:
+    """The ``--calib`` / ``--parity`` values that are local paths (inputs the output must not touch)."""
+    return [Path(s) for s in sources if s and os.path.lexists(s)]
+
+
 def _weights_file(path: Path) -> Path:
     path = Path(path)
     return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
@@ -143,11 +149,15 @@ def export(opts: ExportOptions, say: Say = print) -> ExportResult:
     """Run the whole export; raises :class:`ExportError` (nothing written at ``opts.out``)."""
     variants, skipped = plan_variants(opts.formats, opts.quantizations)
     out = opts.out.resolve()
-    if out.exists() and not opts.overwrite:
-        raise UsageError(f"{out} already exists; pass --overwrite to replace it")
-    with export_workspace(out) as (tmp, scratch):  # locked; a killed run's leftovers cleaned first
-        if out.exists() and not opts.overwrite:  # e.g. an interrupted swap's previous export, restored
-            raise UsageError(f"{out} already exists; pass --overwrite to replace it")
+    inputs = [opts.checkpoint, _weights_file(opts.checkpoint), *_local_sources(opts.calib, opts.parity)]
+    # The output policy (docs/threat-model.md) before any work: never the checkpoint's own folder,
+    # never a folder DeepProduct did not write, never without --overwrite.
+    check_folder_output(out, inputs, overwrite=opts.overwrite, what="export folder (--out)", allow_empty=False)
+    if not _weights_file(opts.checkpoint).is_file():  # checked before the leftovers are touched
+        raise ExportError(f"cannot export: {opts.checkpoint}: checkpoint not found")
+    with export_workspace(out) as (tmp, scratch):  # locked; a killed run's marked leftovers cleaned first
+        # e.g. an interrupted swap's previous export, restored: the same policy again
+        check_folder_output(out, inputs, overwrite=opts.overwrite, what="export folder (--out)", allow_empty=False)
         result = _export_into(tmp, scratch, opts, variants, skipped, say)
         swap_folder(tmp, out)
         result.out = out

@@ -3,7 +3,9 @@
 An export writes into ``.OUT.tmp-XXXX`` beside ``--out`` (renamed onto it only when every stage
 passed, by :func:`deepproduct.sdk.fileio.swap_folder`) and into a scratch folder in the system
 temporary directory (converter logs, calibration copies, client runs). ``kill -9`` (or a power cut)
-skips the ``finally`` that removes both, so each run first removes its own target's leftovers.
+skips the ``finally`` that removes both, so each run first removes its own target's leftovers --
+only those that carry the output policy's marker (:mod:`deepproduct.sdk.output_policy`), never a
+sibling matched by name alone.
 
 Why that is safe: the whole run holds the SDK's :func:`deepproduct.sdk.locking.folder_lock` on the
 output's parent folder (released by the kernel when a process dies), so while we hold it no other
@@ -28,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from deepproduct.sdk.locking import folder_lock, ordinary_dir_mode
+from deepproduct.sdk.output_policy import is_marked, write_marker
 
 from .errors import ExportError
 
@@ -52,12 +55,16 @@ def clean_leftovers(out: Path) -> list[Path]:
     siblings = sorted(out.parent.glob(f".{glob.escape(out.name)}.*"))
     olds = [p for p in siblings if p.name.startswith(f".{out.name}.old-") and p.is_dir() and not p.is_symlink()]
     if not os.path.lexists(out):
-        restorable = [p for p in olds if (p / "manifest.json").is_file()]
+        restorable = [p for p in olds if (p / "manifest.json").is_file() and is_marked(p)]
         if restorable:  # killed between swap_folder's renames: the previous export, complete
             os.rename(restorable[-1], out)
     removed = []
     for p in siblings:
-        if os.path.lexists(p) and (p.name.startswith(f".{out.name}.tmp-") or p.name.startswith(f".{out.name}.old-")):
+        if not (p.name.startswith(f".{out.name}.tmp-") or p.name.startswith(f".{out.name}.old-")):
+            continue
+        # Never by name alone (docs/threat-model.md, output policy): only a folder carrying our
+        # marker, or an empty folder (a run killed between mkdtemp and its marker) is a leftover.
+        if is_marked(p) or (p.is_dir() and not p.is_symlink() and not any(os.scandir(p))):
             _remove(p)
             removed.append(p)
     for p in Path(tempfile.gettempdir()).glob(glob.escape(scratch_prefix(out)) + "*"):
@@ -79,6 +86,7 @@ def export_workspace(out: Path) -> Iterator[tuple[Path, Path]]:
         scratch = None
         try:
             os.chmod(tmp, ordinary_dir_mode())  # a web server running as another user must read the export
+            write_marker(tmp, "dp-export", "export-folder")  # ours: the only kind of leftover a later run removes
             scratch = Path(tempfile.mkdtemp(prefix=scratch_prefix(out)))
             yield tmp, scratch
         finally:

@@ -31,6 +31,7 @@ into place, so an interrupted run never leaves a half-written bundle behind.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ from .model_manifest import (
     load_model_manifest,
     schema_path,
 )
+from .output_policy import OutputRefused, check_inputs
 from .preprocessing import is_image_path
 from .version import __version__
 
@@ -102,7 +104,12 @@ def check_replaceable(out_dir: Path) -> None:
 
 def _remove_stale(out_dir: Path) -> None:
     """Leftovers of an interrupted run for this target (we hold the folder lock, so none is live)."""
-    for p in out_dir.parent.glob(f".{out_dir.name}.*"):
+    # Only the two names our writers give (``swap_folder``'s ``.OUT.old-*``, our ``.OUT.tmp-*``) and
+    # only with our marker inside: a user's ``.web.backup/`` holding a bundle is never touched.
+    prefixes = (f".{out_dir.name}.old-", f".{out_dir.name}.tmp-")
+    for p in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*"):
+        if not p.name.startswith(prefixes):
+            continue
         if p.is_dir() and not p.is_symlink() and ((p / PARTIAL_MARKER).is_file() or is_bundle(p)):
             shutil.rmtree(p, ignore_errors=True)
 
@@ -184,6 +191,10 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
         check_sample(s, root)
 
     out_dir = Path(out_dir)
+    try:  # the output policy: never the model folder, the index or a sample photo (docs/threat-model.md)
+        check_inputs(out_dir, [manifest.directory, index_path, *(s for s, _ in pairs)], "bundle folder (--out)")
+    except OutputRefused as exc:
+        raise BundleError(str(exc)) from None
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir.parent, out_dir, BundleError):
@@ -195,7 +206,7 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
 
 def _assemble(manifest: ModelManifest, artefact, src: Path, index_path: Path,
               pairs: list[tuple[Path, str | None]], out_dir: Path, target: str) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         (tmp / PARTIAL_MARKER).touch()
         os.chmod(tmp, ordinary_dir_mode())  # mkdtemp's 0700 would hide the bundle from a web server

@@ -8,27 +8,18 @@ message and exit with status 1 instead of a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .cli_boundary import boundary, terminal_safe
+from .output_policy import check_file_output, check_inputs
 from .version import __version__
-
-
-def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as exc:
-            raise click.ClickException(str(exc)) from exc
-    return wrapper
 
 
 def parse_filters(specs: Sequence[str]) -> dict[str, Any] | None:
@@ -60,7 +51,7 @@ precision_option = click.option("--precision", default="fp32", show_default=True
 threads_option = click.option("--threads", type=int, default=None, help="Model runtime threads.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=boundary("dp-search"), context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dp-search")
 def main() -> None:
     """DeepProduct product search: gallery indexes through the exported model."""
@@ -80,7 +71,6 @@ def main() -> None:
 @precision_option
 @threads_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_friendly
 def build(model: Path, images: Path, split: str | None, domain: str | None, out: Path, storage: str,
           skip_bad: bool, batch_size: int, fmt: str, precision: str, threads: int | None, progress: bool) -> None:
     """Embed a catalogue and write a .dpindex (atomically: an old OUT survives any failure)."""
@@ -88,6 +78,7 @@ def build(model: Path, images: Path, split: str | None, domain: str | None, out:
     from .embedders import load_embedder
     from .search import build_catalogue_index
 
+    check_file_output(out, [images, model], what="index (--out)")  # before any work: never an input
     entries = list_catalogue(images, split=split, domain=domain)
     embedder = load_embedder(model, format=fmt, precision=precision, threads=threads)
     info = {"source": str(images), "image_root": str(catalogue_root(images)), "split": split, "domain": domain}
@@ -97,16 +88,27 @@ def build(model: Path, images: Path, split: str | None, domain: str | None, out:
         click.echo(f"skipped {len(failures)} unreadable image(s):\n{format_failures(failures)}", err=True)
     index.save(out)
     products = len(set(index.product_ids))
-    click.echo(f"wrote {out}: {len(index)} items, {products} products, {index.dim}-d {storage}, "
+    click.echo(f"wrote {terminal_safe(out)}: {len(index)} items, {products} products, {index.dim}-d {storage}, "
                f"embedding space {index.embedding_space_id}")
 
 
+def dumps_json(doc: Any, **kwargs: Any) -> str:
+    """Every ``--json`` output: RFC 8259, so NaN/Infinity are an error here, never printed."""
+    return json.dumps(doc, allow_nan=False, **kwargs)
+
+
+def check_folder_output_inputs(out: Path, inputs: list[Any]) -> None:
+    """The output policy's input rule for a folder output (the folder's own rules are the writer's)."""
+    check_inputs(out, inputs, "--out")
+
+
 def _hits_table(path: str, hits: list[Any]) -> str:
-    lines = [f"{path}", f"  {'rank':>4}  {'score':>7}  {'product':<20} {'category':<14} title"]
-    for h in hits:
+    lines = [terminal_safe(path), f"  {'rank':>4}  {'score':>7}  {'product':<20} {'category':<14} title"]
+    for h in hits:  # ids and titles come from the index: shown escaped, never as terminal control codes
         meta = h.metadata
-        lines.append(f"  {h.rank:>4}  {h.score:7.4f}  {h.product_id:<20} {str(meta.get('category', '')):<14} "
-                     f"{meta.get('title', meta.get('image', ''))}")
+        lines.append(f"  {h.rank:>4}  {h.score:7.4f}  {terminal_safe(h.product_id):<20} "
+                     f"{terminal_safe(meta.get('category', '')):<14} "
+                     f"{terminal_safe(meta.get('title', meta.get('image', '')))}")
     if not hits:
         lines.append("  (no matching items)")
     return "\n".join(lines)
@@ -130,14 +132,17 @@ def _hits_table(path: str, hits: list[Any]) -> str:
 @format_option
 @precision_option
 @threads_option
-@_friendly
 def query(index_path: Path, model: Path, images: tuple[Path, ...], k: int, filters: tuple[str, ...],
           unique_products: bool, as_json: bool, contact_sheet: Path | None, image_root: Path | None, fmt: str, precision: str,
           threads: int | None) -> None:
     """Search the index with one or more photos."""
     from .search import ProductSearch
 
+    if contact_sheet:
+        check_file_output(contact_sheet, [index_path, model, image_root, *images], what="--contact-sheet")
     search = ProductSearch.open(model, index_path, format=fmt, precision=precision, threads=threads)
+    if contact_sheet:
+        check_file_output(contact_sheet, [search.index.info.get("image_root")], what="--contact-sheet")
     results = search.search_images(list(images), k=k, filter=parse_filters(filters), unique_products=unique_products)
     if contact_sheet:
         from .contact_sheet import write_contact_sheet
@@ -146,7 +151,7 @@ def query(index_path: Path, model: Path, images: tuple[Path, ...], k: int, filte
     if as_json:
         doc = [{"image": str(p), "results": [h.to_dict() for h in hits]}
                for p, hits in zip(images, results, strict=True)]
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(dumps_json(doc, indent=2, ensure_ascii=False))
     else:
         click.echo("\n\n".join(_hits_table(str(p), hits) for p, hits in zip(images, results, strict=True)))
 
@@ -192,7 +197,7 @@ def info(file: Path, as_json: bool, no_verify: bool) -> None:
         except IndexFileError as exc:
             problem = str(exc)
     if as_json:
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(dumps_json(doc, indent=2, ensure_ascii=False))
     else:
         for key, value in doc.items():
             if key == "sections":
@@ -200,7 +205,7 @@ def info(file: Path, as_json: bool, no_verify: bool) -> None:
                 for n, s in value.items():
                     click.echo(f"  {n:<11} offset {s['offset']:>12}  length {s['length']:>12}")
             else:
-                click.echo(f"{key}: {value}")
+                click.echo(f"{key}: {terminal_safe(value)}")
     if problem:
         raise click.ClickException(problem)
 
@@ -223,7 +228,6 @@ def info(file: Path, as_json: bool, no_verify: bool) -> None:
 @precision_option
 @threads_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_friendly
 def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: str, ks: tuple[int, ...],
              as_json: bool, contact_sheet: Path | None, sheet_rows: int, image_root: Path | None, fmt: str,
              precision: str, threads: int | None, progress: bool) -> None:
@@ -231,7 +235,11 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
     from .catalogue import format_failures, list_catalogue
     from .search import ProductSearch, recall_at_k
 
+    if contact_sheet:
+        check_file_output(contact_sheet, [index_path, model, queries, image_root], what="--contact-sheet")
     search = ProductSearch.open(model, index_path, format=fmt, precision=precision, threads=threads)
+    if contact_sheet:
+        check_file_output(contact_sheet, [search.index.info.get("image_root")], what="--contact-sheet")
     entries = list_catalogue(queries, split=split, domain=domain)
     report = search.embedder.embed_report([e.path for e in entries], progress=progress, desc="queries")
     if report.failures:
@@ -239,6 +247,9 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
                    f"{format_failures(report.failures)}", err=True)
     labels = [entries[i].product_id for i in report.ok_indices.tolist()]
     metrics = recall_at_k(search.index, report.embeddings, labels, ks)
+    if metrics["queries"] == metrics["unmatched_queries"]:  # Recall@K would be 0/0: say so, never print NaN
+        raise ValueError(f"{queries}: none of the {int(metrics['queries'])} readable query photo(s) has its "
+                         f"product in {index_path}; Recall@K is undefined (wrong --split/--domain or index?)")
     metrics["storage"] = search.index.storage
     metrics["gallery"] = len(search.index)
     if contact_sheet and labels:
@@ -250,7 +261,7 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
         write_contact_sheet(contact_sheet, paths, hits, image_root or search.index.info.get("image_root"),
                             labels[:rows])
     if as_json:
-        click.echo(json.dumps(metrics, indent=2))
+        click.echo(dumps_json(metrics, indent=2))
     else:
         click.echo(f"consumer-to-shop on {index_path.name} ({search.index.storage}, {len(search.index)} items): "
                    f"{int(metrics['queries'])} queries, {int(metrics['unmatched_queries'])} without their "
@@ -276,13 +287,13 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
 @click.option("--samples-from", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder or dataset manifest .csv (its test phone photos) to take sample photos from.")
 @click.option("--max-samples", default=8, show_default=True, type=click.IntRange(0))
-@_friendly
 def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str, runtime: str | None,
            sample_paths: tuple[Path, ...], samples_from: Path | None, max_samples: int) -> None:
     """Write model, manifest, index and sample photos into a demo app's assets (deepproduct.sdk.bundle)."""
     from .bundle import check_sample, write_bundle
     from .catalogue import catalogue_root, list_catalogue
 
+    check_folder_output_inputs(out, [model, index_path, samples_from, *sample_paths])
     samples: list[Path | tuple[Path, str]] = list(sample_paths)
     if samples_from is not None and max_samples:
         kw = {"split": "test", "domain": "user"} if samples_from.suffix.lower() == ".csv" else {}

@@ -155,7 +155,10 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int], name: str) -> np
         grey = np.clip(np.asarray(img).astype(np.float64) / 65535.0, 0.0, 1.0)
         return np.repeat(grey[:, :, None], 3, axis=2)
     if mode == "F":
-        grey = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+        grey = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(grey).all():  # NaN would pass clip and reach the model as NaN embeddings
+            raise ImageDecodeError(f"{name}: float image with NaN or infinite pixel values")
+        grey = np.clip(grey, 0.0, 1.0)
         return np.repeat(grey[:, :, None], 3, axis=2)
     has_key = img.info.get("transparency") is not None and mode in {"1", "L", "P", "RGB"}
     if mode in _ALPHA_MODES or has_key:
@@ -222,7 +225,8 @@ def resize_and_crop(rgb: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
 
     ``rgb``: HxWx3 float in [0, 1], or uint8 (values / 255). Returns float64 SxSx3. Only the
     cropped output samples are computed, rows (y) first, then columns (x).
-    Crop offset = floor((resized - S) / 2).
+    Crop offset = floor((resized - S) / 2). Memory is bounded by the crop, not the image: only the
+    input rows and columns that the crop's filter taps touch are read.
     """
     if spec.resize_shorter < spec.input_size:
         raise ValueError(f"resize_shorter {spec.resize_shorter} is smaller than input_size {spec.input_size}")
@@ -232,6 +236,11 @@ def resize_and_crop(rgb: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     top, left = (new_h - size) // 2, (new_w - size) // 2
     idx_y, w_y = resize_weights(height, new_h, top, size)
     idx_x, w_x = resize_weights(width, new_w, left, size)
+    # Only the rows and columns the crop's taps read: a 1 x 1,000,000 image would otherwise make
+    # the row pass 224 x 1,000,000 x 3 float64 (5 GB). Same taps, same order: the same result.
+    (y0, y1), (x0, x1) = (int(idx_y.min()), int(idx_y.max()) + 1), (int(idx_x.min()), int(idx_x.max()) + 1)
+    rgb = rgb[y0:y1, x0:x1]
+    idx_y, idx_x = idx_y - y0, idx_x - x0
     tmp = _resample_axis(rgb, idx_y, w_y, axis=0)
     out = _resample_axis(tmp, idx_x, w_x, axis=1)
     return out / 255.0 if rgb.dtype == np.uint8 else out

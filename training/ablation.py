@@ -46,10 +46,9 @@ from typing import Any
 import click
 import numpy as np
 import torch
-import yaml
 
 from .ablation_report import METRICS, TRANSFER_METRICS, budget_text, markdown_table, write_results
-from .config import ConfigError, TrainConfig, load_config
+from .config import ConfigError, TrainConfig, load_config, load_yaml_text
 
 RECIPE_KEYS = ("name", "label", "config", "overrides", "eval_only", "off_the_shelf", "tagged_gallery",
                "ctx_rerank")
@@ -83,7 +82,7 @@ def load_ablation(path: str | Path) -> AblationSpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"ablation config not found: {path}")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = load_yaml_text(path.read_text(encoding="utf-8"), str(path)) or {}
     for key in raw:
         if key not in TOP_KEYS:
             raise ConfigError(f"{path}: unknown key {key!r}; allowed: {', '.join(TOP_KEYS)}")

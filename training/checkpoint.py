@@ -133,6 +133,21 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[EmbeddingNe
     return model.eval(), cfg
 
 
+def check_same_shape(model: nn.Module, checkpoint_model: nn.Module, checkpoint: str | Path, what: str) -> None:
+    """Refuse (``CheckpointError``, one line) a checkpoint whose architecture or embedding size
+    differs from ``model``'s, instead of torch's 100-line ``size mismatch`` traceback."""
+    mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in checkpoint_model.state_dict().items()}
+    if mine == theirs:
+        return
+    missing, extra = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
+    shape = [k for k in sorted(set(mine) & set(theirs)) if mine[k] != theirs[k]]
+    detail = (f"{shape[0]} is {theirs[shape[0]]} in the checkpoint but {mine[shape[0]]} in the config"
+              if shape else f"{len(missing)} tensor(s) missing, {len(extra)} unexpected (another architecture)")
+    raise CheckpointError(f"{_weights_path(checkpoint)}: does not fit the configured model for {what}: {detail}; "
+                          "use the config the checkpoint was trained with (its run's config.yaml)")
+
+
 def _loss_state_path(path: str | Path) -> Path:
     base = _weights_path(path).with_suffix("")
     return base.with_name(base.name + ".losses.safetensors")

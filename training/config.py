@@ -40,7 +40,7 @@ class ModelConfig:
     backbone: str = "efficientnet_lite0"
     embedding_dim: int = 128
     pooling: str = "avg"
-    pretrained: Any = True  # True (shipped weights), False, or a local weights path
+    pretrained: bool | str = True  # True (shipped weights), False, or a local weights path
     freeze_stages: int = 0  # freeze the first N backbone stages (cheaper steps on a CPU)
     freeze_bn: bool = True  # keep BatchNorm statistics fixed (small P x K batches)
     architecture: str = "embedding_net"
@@ -145,28 +145,57 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 
 def _coerce(cls: Any, value: Any, where: str) -> Any:
+    """``value`` checked against the field's type, naming the key: no silent conversion.
+
+    Why strict: ``optim.epochs=true`` used to become 1 and ``model.pretrained=1`` a weights path
+    "1", i.e. random weights. A bool is never a number here, a number never a bool, and a number
+    becomes a string only for a plain ``str`` field (``name=2024``).
+    """
     args = typing.get_args(cls)
     if value is None:
         if cls is Any or type(None) in args:
             return None
         raise ConfigError(f"{where}: must not be empty")
-    target = next((a for a in args if a is not type(None)), cls) if args else cls
-    if target is Any or target is dict and isinstance(value, dict):
+    if cls is Any:
         return value
+    options = [a for a in args if a is not type(None)] if args else [cls]
+    for target in options:
+        ok, converted = _coerce_one(target, value, only=len(options) == 1)
+        if ok:
+            return converted
+    names = " or ".join(_TYPE_WORDS.get(t, getattr(t, "__name__", str(t))) for t in options)
+    raise ConfigError(f"{where}: expected {names}, got {value!r} ({type(value).__name__})")
+
+
+_TYPE_WORDS = {bool: "true/false", int: "int", float: "float", str: "str", dict: "a mapping"}
+
+
+def _coerce_one(target: Any, value: Any, *, only: bool) -> tuple[bool, Any]:
+    if target is Any:
+        return True, value
     if target is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if target in (int, float, str):
-        try:
-            if target is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return target(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected {target.__name__}, got {value!r}") from None
+        return isinstance(value, bool), value
+    if isinstance(value, bool):
+        return False, None
+    if target is int:
+        if isinstance(value, int):
+            return True, value
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return False, None
+    if target is float:
+        if isinstance(value, (int, float)):
+            return True, float(value)
+        return False, None
+    if target is str:
+        if isinstance(value, str):
+            return True, value
+        if only and isinstance(value, (int, float)):
+            return True, str(value)
+        return False, None
     if target is dict:
-        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-    return value
+        return isinstance(value, dict), value
+    return True, value
 
 
 def _set_path(tree: dict, dotted: str, value: Any) -> None:
@@ -191,14 +220,52 @@ def _set_path(tree: dict, dotted: str, value: Any) -> None:
         node[last] = value
 
 
+#: A config is a page of text; a bigger file is a mistake (or an attack), refused before parsing.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors/aliases: a 700-byte alias bomb expands to gigabytes
+    when the config is saved, and no DeepProduct config needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in a config",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse config YAML safely; every problem is one ``ConfigError`` naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
+
+
+def _read_config_text(path: Path) -> str:
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes; a config is at most {MAX_CONFIG_BYTES} bytes")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Defaults, then the YAML file, then ``section.key=value`` overrides (values parsed as YAML)."""
     tree: dict = TrainConfig().to_dict()
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raise ConfigError(f"config file not found (or not a regular file): {path}")
+        loaded = load_yaml_text(_read_config_text(path), str(path)) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         _merge(tree, loaded, "")
@@ -206,7 +273,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
-        _set_path(tree, key.strip(), yaml.safe_load(raw))
+        _set_path(tree, key.strip(), load_yaml_text(raw, f"override {key.strip()}"))
     cfg = _build(TrainConfig, tree, "")
     validate_config(cfg)
     return cfg

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import click
 
+from deepproduct.sdk.cli_boundary import boundary
 from deepproduct.sdk.dataset_manifest import DOMAINS, SPLITS, DatasetManifestError, read_dataset_manifest
 from deepproduct.sdk.fileio import atomic_path
 from deepproduct.sdk.locking import ordinary_file_mode
+from deepproduct.sdk.output_policy import OutputRefused, check_file_output, check_inputs
 
 OUT_CSV = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                        help="Manifest CSV to write (image paths are stored relative to its folder).")
@@ -35,12 +37,11 @@ def _report(manifest_path: Path) -> None:
                f"({len(m.products('train'))} train, {len(m.products('test'))} test)")
 
 
-def _run_adapter(fn, *args, **kwargs) -> None:
-    try:
-        path = fn(*args, **kwargs)
-    except (ValueError, DatasetManifestError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    _report(path)
+def _run_adapter(fn, *args, out: Path, inputs: list[Path], **kwargs) -> None:
+    """Run an adapter after the output policy: the manifest is never one of its inputs (a pair
+    list, an image folder's file) -- it may sit beside the images it lists."""
+    check_file_output(out, inputs, what="manifest (--out)", allow_inside_folders=True)
+    _report(fn(*args, out, **kwargs))
 
 
 def _generator_options(params_file: str, products: int, products_help: str):
@@ -58,7 +59,7 @@ def _generator_options(params_file: str, products: int, products_help: str):
     return decorate
 
 
-@click.group()
+@click.group(cls=boundary("dp-data"), context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Dataset manifests for DeepProduct: synthetic benchmark, real-data adapters, statistics."""
 
@@ -79,12 +80,13 @@ def synth(out: Path, products: int, seed: int, test_fraction: float, distractors
     from deepproduct.training.data.synth import generate_synthetic_dataset
 
     start = time.perf_counter()
+    check_inputs(out, [], "--out")
     try:
         path = generate_synthetic_dataset(out, n_products=products, seed=seed, test_fraction=test_fraction,
                                           n_distractors=distractors, image_size=image_size, workers=workers,
                                           progress=True)
-    except (ValueError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except FileExistsError as exc:
+        raise OutputRefused(out, str(exc)) from exc
     _report(path)
     click.echo(f"took {time.perf_counter() - start:.1f} s")
 
@@ -106,13 +108,14 @@ def transfer(out: Path, products: int, seed: int, source_names: str | None, fold
     from deepproduct.training.data.transfer import SourceSet, generate_transfer_dataset
 
     start = time.perf_counter()
+    check_inputs(out, [train_manifest, *folders], "--out")
     try:
         names = None if source_names is None else [n.strip() for n in source_names.split(",") if n.strip()]
         sources = SourceSet.resolve(names, folders)
         path = generate_transfer_dataset(out, n_products=products, seed=seed, sources=sources,
                                          image_size=image_size, train_manifest=train_manifest, progress=True)
-    except (ValueError, FileExistsError, DatasetManifestError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except FileExistsError as exc:
+        raise OutputRefused(out, str(exc)) from exc
     _report(path)
     click.echo(f"took {time.perf_counter() - start:.1f} s")
 
@@ -122,7 +125,7 @@ def transfer(out: Path, products: int, seed: int, source_names: str | None, fold
 @OUT_CSV
 def sop(root: Path, out: Path) -> None:
     """Stanford Online Products (ROOT holds Ebay_train.txt and Ebay_test.txt)."""
-    _run_adapter(_adapters().sop_to_manifest, root, out)
+    _run_adapter(_adapters().sop_to_manifest, root, out=out, inputs=[root])
 
 
 @main.command()
@@ -130,7 +133,7 @@ def sop(root: Path, out: Path) -> None:
 @OUT_CSV
 def inshop(root: Path, out: Path) -> None:
     """DeepFashion In-shop (ROOT holds Eval/list_eval_partition.txt and Img/img/...)."""
-    _run_adapter(_adapters().inshop_to_manifest, root, out)
+    _run_adapter(_adapters().inshop_to_manifest, root, out=out, inputs=[root])
 
 
 @main.command()
@@ -142,7 +145,7 @@ def inshop(root: Path, out: Path) -> None:
                    "(the published protocol).")
 def consumer2shop(root: Path, out: Path, val: str) -> None:
     """DeepFashion Consumer-to-shop (ROOT holds Eval/list_eval_partition.txt and Img/img/...)."""
-    _run_adapter(_adapters().consumer2shop_to_manifest, root, out, val=val)
+    _run_adapter(_adapters().consumer2shop_to_manifest, root, out=out, inputs=[root], val=val)
 
 
 @main.command()
@@ -156,8 +159,8 @@ def consumer2shop(root: Path, out: Path, val: str) -> None:
               help="Turns an image reference into a file name, e.g. '{}.jpg' for numeric Street2Shop ids.")
 def pairs(pairs_file: Path, images: Path, out: Path, test_fraction: float, seed: int, template: str) -> None:
     """Street2Shop-style pair list (JSON or CSV of street photo, shop photo, product id[, split])."""
-    _run_adapter(_adapters().pairs_to_manifest, pairs_file, images, out, test_fraction=test_fraction, seed=seed,
-                 template=template)
+    _run_adapter(_adapters().pairs_to_manifest, pairs_file, images, out=out, inputs=[pairs_file, images],
+                 test_fraction=test_fraction, seed=seed, template=template)
 
 
 @main.command()
@@ -167,7 +170,8 @@ def pairs(pairs_file: Path, images: Path, out: Path, test_fraction: float, seed:
 @click.option("--seed", default=0, show_default=True, type=int)
 def imagefolder(root: Path, out: Path, test_fraction: float, seed: int) -> None:
     """ROOT/<product_id>/*.jpg, or ROOT/<product_id>/{shop,user}/*.jpg; split by product."""
-    _run_adapter(_adapters().imagefolder_to_manifest, root, out, test_fraction=test_fraction, seed=seed)
+    _run_adapter(_adapters().imagefolder_to_manifest, root, out=out, inputs=[root], test_fraction=test_fraction,
+                 seed=seed)
 
 
 @main.command()
@@ -175,10 +179,7 @@ def imagefolder(root: Path, out: Path, test_fraction: float, seed: int) -> None:
 @click.option("--top", default=12, show_default=True, help="Attribute values listed per attribute.")
 def stats(csv_path: Path, top: int) -> None:
     """Products and images per split and domain, and attribute value counts."""
-    try:
-        m = read_dataset_manifest(csv_path)
-    except DatasetManifestError as exc:
-        raise click.ClickException(str(exc)) from exc
+    m = read_dataset_manifest(csv_path)
     click.echo(f"{csv_path}: {len(m.rows)} images, {len(m.products())} products")
     click.echo(f"{'split':<6} {'domain':<6} {'products':>9} {'images':>8}")
     for split in SPLITS:
@@ -199,33 +200,61 @@ def stats(csv_path: Path, top: int) -> None:
         click.echo(f"attr {name} ({len(counts)} values, per product): {shown}{more}")
 
 
+#: The preview sheet's bounds: at most this many products (rows) and images per row, cells at most
+#: this many pixels -- 64 x 16 cells of 512 px is a 400 MB canvas at worst, never gigabytes.
+PREVIEW_MAX_PRODUCTS = 64
+PREVIEW_MAX_PER_ROW = 16
+PREVIEW_MAX_CELL = 512
+
+
 @main.command()
 @click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-@click.option("--products", "n_products", default=6, show_default=True, type=click.IntRange(min=1))
+@click.option("--products", "n_products", default=6, show_default=True,
+              type=click.IntRange(min=1, max=PREVIEW_MAX_PRODUCTS))
 @click.option("--split", default="test", show_default=True, type=click.Choice(SPLITS))
-@click.option("--cell", default=192, show_default=True, type=click.IntRange(min=32), help="Thumbnail size in px.")
+@click.option("--cell", default=192, show_default=True, type=click.IntRange(min=32, max=PREVIEW_MAX_CELL),
+              help="Thumbnail size in px.")
 def preview(csv_path: Path, out: Path, n_products: int, split: str, cell: int) -> None:
-    """Contact sheet: one row per product, its shop images first, then its phone photos."""
+    """Contact sheet: one row per product, its shop images first, then its phone photos
+    (at most 16 per row; unreadable images are grey cells, counted)."""
+    import numpy as np
     from PIL import Image
 
+    from deepproduct.sdk.preprocessing import ImageDecodeError, decode_image
+
+    check_file_output(out, [csv_path], what="preview PNG (--out)", allow_inside_folders=True)
     m = read_dataset_manifest(csv_path)
     with_photos = sorted({r.product_id for r in m.select(split=split, domain="user")}) or m.products(split)
     chosen = with_photos[:n_products]
     if not chosen:
-        raise click.ClickException(f"{csv_path}: no products in split {split!r}")
-    rows = [[r for d in DOMAINS for r in m.select(split=split, domain=d) if r.product_id == pid] for pid in chosen]
+        raise DatasetManifestError(f"{csv_path}: no products in split {split!r}")
+    by_product: dict[str, list] = {pid: [] for pid in chosen}
+    for d in DOMAINS:
+        for r in m.select(split=split, domain=d):
+            if r.product_id in by_product and len(by_product[r.product_id]) < PREVIEW_MAX_PER_ROW:
+                by_product[r.product_id].append(r)
+    rows = [by_product[pid] for pid in chosen]
     width = max(len(r) for r in rows)
     sheet = Image.new("RGB", (width * cell, len(rows) * cell), "white")
+    bad = 0
     for y, images in enumerate(rows):
         for x, row in enumerate(images):
-            with Image.open(m.abspath(row)) as img:
-                img = img.convert("RGB")
-                img.thumbnail((cell, cell))
-                sheet.paste(img, (x * cell + (cell - img.width) // 2, y * cell + (cell - img.height) // 2))
+            try:  # the SDK's decoder: regular files only (a FIFO never blocks), pixel cap, any mode
+                rgb = decode_image(m.abspath(row))
+            except ImageDecodeError:
+                bad += 1
+                sheet.paste((200, 200, 200), (x * cell, y * cell, (x + 1) * cell, (y + 1) * cell))
+                continue
+            if rgb.dtype != np.uint8:
+                rgb = np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
+            img = Image.fromarray(rgb)
+            img.thumbnail((cell, cell))
+            sheet.paste(img, (x * cell + (cell - img.width) // 2, y * cell + (cell - img.height) // 2))
     with atomic_path(out, mode=ordinary_file_mode()) as tmp:
         sheet.save(tmp, "PNG")
-    click.echo(f"wrote {out}: {len(rows)} products of split {split} (shop images first, then phone photos)")
+    note = f"; {bad} unreadable image(s) shown grey" if bad else ""
+    click.echo(f"wrote {out}: {len(rows)} products of split {split} (shop images first, then phone photos){note}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import click
 from deepproduct.sdk.fileio import save_figure
 
 from .atomic import write_text_atomic
+from .config import load_yaml_text
 
 KS = (1, 5, 10, 20)
 
@@ -28,9 +29,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def load_run(run_dir: Path) -> dict[str, Any]:
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     log = read_jsonl(run_dir / "metrics.jsonl")
-    import yaml
 
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    cfg = load_yaml_text((run_dir / "config.yaml").read_text(encoding="utf-8"), str(run_dir / "config.yaml"))
     return {"dir": run_dir, "summary": summary, "log": log, "config": cfg}
 
 

@@ -3,67 +3,94 @@
 from __future__ import annotations
 
 import json
-import sys
+import os
+import shutil
+from pathlib import Path
 
 import click
 
-from .config import ConfigError, load_config
+from deepproduct.sdk.cli_boundary import BoundaryCommand, boundary
+from deepproduct.sdk.output_policy import check_folder_output, check_inputs, is_marked, write_marker
+
+from .config import load_config
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=boundary("dp-train", known=(KeyError,), known_exit_code=2, cls=BoundaryCommand),
+               context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML config (defaults apply to every key it leaves out).")
 @click.option("--resume", type=click.Path(), default=None,
               help="Checkpoint to resume from (e.g. RUN/checkpoints/last.safetensors).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run folder of the same name (only one dp-train wrote).")
 @click.option("--eval-only", is_flag=True, help="Only evaluate (the pretrained start, or --checkpoint).")
 @click.option("--off-the-shelf", is_flag=True,
               help="With --eval-only: score the backbone's pooled pretrained features (no head).")
-@click.option("--checkpoint", type=click.Path(), default=None, help="With --eval-only: weights to evaluate.")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="With --eval-only: weights to evaluate (the model's shape is taken from it).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.argument("overrides", nargs=-1)
-def main(config_path: str | None, resume: str | None, eval_only: bool, off_the_shelf: bool,
+def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only: bool, off_the_shelf: bool,
          checkpoint: str | None, quiet: bool, overrides: tuple[str, ...]) -> None:
     """Fine-tune a product-search embedding. OVERRIDES are section.key=value pairs,
-    e.g. optim.epochs=3 model.backbone=mobilenetv3_small losses.0.name=contrastive."""
-    from .checkpoint import CheckpointError
-    from .data.product_dataset import DataError
+    e.g. optim.epochs=3 model.backbone=mobilenetv3_small losses.0.name=contrastive.
 
+    An existing run folder (OUT_DIR/NAME) is never trained over silently: pass --resume to
+    continue it or --overwrite to replace it (docs/threat-model.md, output policy)."""
+    cfg = load_config(config_path, overrides)
+    run_dir = Path(cfg.out_dir) / cfg.name
+    inputs = [config_path, cfg.data.manifest, cfg.eval.transfer_manifest, checkpoint, resume]
+    if eval_only:
+        check_inputs(run_dir, inputs, "run folder")  # eval-only writes eval.json only
+    elif resume:
+        check_inputs(run_dir, [config_path, cfg.data.manifest, cfg.eval.transfer_manifest], "run folder")
+    elif os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 owns the run folder; the others would race it
+        check_folder_output(run_dir, inputs, overwrite=overwrite, what=f"run folder {cfg.name!r}")
+    from .trainer import Trainer
+
+    trainer = Trainer(cfg, progress=not quiet, eval_only=eval_only)
     try:
-        cfg = load_config(config_path, overrides)
-        from .trainer import Trainer
+        if eval_only:
+            if checkpoint:
+                from .checkpoint import load_model
 
-        trainer = Trainer(cfg, progress=not quiet, eval_only=eval_only)
-        try:
-            if eval_only:
-                if checkpoint:
-                    from .checkpoint import load_model
+                model, _ = load_model(checkpoint)  # its own shape: a 256-d checkpoint with a 128-d config works
+                model.input_size = cfg.data.image_size
+                trainer.model = model.to(trainer.device)
+            metrics = trainer.evaluate(off_the_shelf=off_the_shelf)
+            out = trainer.out_dir
+            out.mkdir(parents=True, exist_ok=True)
+            if not is_marked(out):
+                write_marker(out, "dp-train", "run-folder")
+            from .atomic import write_text_atomic
 
-                    model, _ = load_model(checkpoint)
-                    trainer.model.load_state_dict(model.state_dict())
-                metrics = trainer.evaluate(off_the_shelf=off_the_shelf)
-                out = trainer.out_dir
-                out.mkdir(parents=True, exist_ok=True)
-                from .atomic import write_text_atomic
-
-                record = {"type": "eval", "off_the_shelf": off_the_shelf, "checkpoint": checkpoint, **metrics}
-                write_text_atomic(out / "eval.json", json.dumps(record, indent=2))
-                click.echo(json.dumps(record, indent=2))
-                return
-            if resume:
-                trainer.resume(resume)
-            result = trainer.train()
-            if trainer.dist.is_main:
-                click.echo(json.dumps({"out_dir": str(result.out_dir), "final": result.final_metrics,
-                                       "images_per_s": round(result.images_per_s, 2),
-                                       "multitask_variant": result.multitask_variant}, indent=2))
-        finally:
-            trainer.close()
-    except (ConfigError, DataError, CheckpointError, KeyError, ValueError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        click.echo(f"dp-train: error: {message}", err=True)
-        sys.exit(2)
+            record = {"type": "eval", "off_the_shelf": off_the_shelf, "checkpoint": checkpoint, **metrics}
+            write_text_atomic(out / "eval.json", json.dumps(record, indent=2, allow_nan=False))
+            click.echo(json.dumps(record, indent=2, allow_nan=False))
+            return
+        if resume:
+            trainer.resume(resume)
+        if trainer.dist.is_main:
+            if not resume and overwrite and run_dir.is_dir() and is_marked(run_dir):
+                _clear_run_folder(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_marker(run_dir, "dp-train", "run-folder")
+        result = trainer.train()
+        if trainer.dist.is_main:
+            click.echo(json.dumps({"out_dir": str(result.out_dir), "final": result.final_metrics,
+                                   "images_per_s": round(result.images_per_s, 2),
+                                   "multitask_variant": result.multitask_variant}, indent=2, allow_nan=False))
+    finally:
+        trainer.close()
 
 
+def _clear_run_folder(run_dir: Path) -> None:
+    """``--overwrite``: empty a run folder that dp-train marked as its own (checked by the caller)."""
+    for child in run_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 if __name__ == "__main__":

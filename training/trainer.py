@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 
 from .checkpoint import (
+    check_same_shape,
     load_loss_state,
     load_model,
     load_trainer_state,
@@ -228,6 +229,7 @@ class Trainer:
 
     def resume(self, checkpoint: str | Path) -> None:
         model, _ = load_model(checkpoint)
+        check_same_shape(self.model, model, checkpoint, "--resume")
         self.model.load_state_dict(model.state_dict())
         load_loss_state(checkpoint, [loss for _, loss in self.losses])
         state = load_trainer_state(checkpoint, self.optimizer)

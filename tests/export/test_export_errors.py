@@ -89,7 +89,7 @@ def test_existing_output_needs_overwrite(tmp_path, tiny_checkpoint, images):
     out = tmp_path / "out"
     out.mkdir()
     r = _run([str(tiny_checkpoint), "--out", str(out), "--calib", str(images)])
-    assert r.exit_code == 2 and "--overwrite" in r.output
+    assert r.exit_code == 3 and "--overwrite" in r.output  # 3: refused by the output policy
     assert out.is_dir() and not any(out.iterdir())
 
 

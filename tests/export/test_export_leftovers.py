@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from deepproduct.export.cli import main as dp_export
 from deepproduct.export.workspace import clean_leftovers, export_workspace, scratch_prefix
 from deepproduct.sdk.locking import folder_lock, ordinary_dir_mode
+from deepproduct.sdk.output_policy import write_marker
 
 
 @pytest.fixture
@@ -42,15 +43,19 @@ def test_next_run_removes_its_own_leftovers_only(tmp_path, system_tmp):
     out = (tmp_path / "exp").resolve()
     out.mkdir()
     (out / "manifest.json").write_text("{}")
-    for name in (".exp.tmp-ab12", ".exp.old-cd34", ".other.tmp-ef56"):
+    for name in (".exp.tmp-ab12", ".exp.old-cd34", ".other.tmp-ef56", ".exp.old-users-own"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.onnx").write_bytes(b"x" * 100)
+        if name != ".exp.old-users-own":
+            write_marker(tmp_path / name, "dp-export", "export-folder")
     (system_tmp / f"{scratch_prefix(out)}zz").mkdir()
     foreign = system_tmp / f"{scratch_prefix(tmp_path / 'other')}yy"
     foreign.mkdir()
     removed = clean_leftovers(out)
     assert sorted(p.name for p in removed) == [".exp.old-cd34", ".exp.tmp-ab12", f"{scratch_prefix(out)}zz"]
     assert (tmp_path / ".other.tmp-ef56").is_dir() and foreign.is_dir()  # another target's: untouched
+    # Matched by name but without our marker: a user's folder, never removed (the output policy)
+    assert (tmp_path / ".exp.old-users-own" / "model.onnx").read_bytes() == b"x" * 100
     assert (out / "manifest.json").read_text() == "{}"
 
 
@@ -60,6 +65,7 @@ def test_interrupted_swap_puts_the_previous_export_back(tmp_path, system_tmp):
     old = tmp_path / ".exp.old-1234"
     old.mkdir()
     (old / "manifest.json").write_text('{"version": "old"}')
+    write_marker(old, "dp-export", "export-folder")
     (tmp_path / ".exp.tmp-5678").mkdir()
     clean_leftovers(out)
     assert json.loads((out / "manifest.json").read_text()) == {"version": "old"}

@@ -60,7 +60,7 @@ def test_shipped_configs_load():
     ("optim.epochs=0", "optim.epochs: must be at least 1, got 0"),
     ("optim.epochs=-1", "optim.epochs: must be at least 1, got -1"),
     ("optim.lr=-1", "optim.lr: must be greater than 0, got -1.0"),
-    ("optim.lr=nan", "optim.lr: must be a finite number, got nan"),
+    ("optim.lr=nan", "optim.lr: expected float, got 'nan' (str)"),
     ("optim.lr=.inf", "optim.lr: must be a finite number, got inf"),
     ("model.embedding_dim=0", "model.embedding_dim: must be at least 1, got 0"),
     ("data.image_size=0", "data.image_size: must be at least 32, got 0"),

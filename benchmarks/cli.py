@@ -48,7 +48,7 @@ def _only(text: str | None) -> list[str] | None:
 
 
 def _save(records: list[dict], out: str, inputs: tuple = ()) -> None:
-    check_file_output(out, inputs, what="records file (--out)")
+    check_file_output(out, inputs, what="records file (--out)", kind="jsonl-records")
     path = write_records(out, records)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     click.echo(f"{len(records)} records appended to {path} (load average 1 min: {load:.2f})")
@@ -237,7 +237,7 @@ def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_di
     missing = [f for f in files if not Path(f).is_file()]
     if not files or missing:
         raise click.ClickException(f"no such input file(s): {', '.join(missing) or 'none given'}")
-    check_file_output(out, files, what="report (--out)")
+    check_file_output(out, files, what="report (--out)", kind="markdown")
     path, plots = build_report(files, out, plots_dir)
     click.echo(f"report: {path} ({len(plots)} plot(s): {', '.join(p.name for p in plots)})")
 

@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from deepproduct.sdk.fileio import save_figure
+from deepproduct.sdk.fileio import save_figure, write_text_atomic
+from deepproduct.sdk.locking import ordinary_file_mode
+from deepproduct.sdk.output_policy import MARKDOWN_MARKER
 
 from .schema import read_records
 
@@ -389,6 +391,6 @@ def build_report(inputs: Iterable[str | os.PathLike], out: str | os.PathLike,
     if not records:
         raise ValueError("no records in the inputs")
     report = Report(records, Path(plots_dir) if plots_dir else out.parent)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.markdown(out.parent), encoding="utf-8")
+    # Atomic, and marked as ours: the next run may replace it, a user's file of that name it may not
+    write_text_atomic(out, MARKDOWN_MARKER + "\n" + report.markdown(out.parent), mode=ordinary_file_mode())
     return out, report.plots

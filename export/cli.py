@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from deepproduct.sdk.cli_boundary import boundary
-from deepproduct.sdk.output_policy import check_file_output
+from deepproduct.sdk.output_policy import MARKDOWN_MARKER, check_file_output
 
 from .errors import ExportError, UsageError
 from .variants import FORMATS, QUANTIZATIONS, parse_list
@@ -85,7 +85,7 @@ def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: 
     from .pipeline import ExportOptions, export
 
     if report_path is not None:  # the output policy before any work: never the checkpoint or an input
-        check_file_output(report_path, [checkpoint, out, calib, parity_source], what="--report")
+        check_file_output(report_path, [checkpoint, out, calib, parity_source], what="--report", kind="markdown")
     try:
         opts = ExportOptions(
             checkpoint=checkpoint, out=out, formats=parse_list(formats, FORMATS, "format"),
@@ -102,7 +102,7 @@ def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: 
 
         from .pipeline import REPORT_FILE
 
-        write_text_atomic(report_path, (result.out / REPORT_FILE).read_text(encoding="utf-8"))
+        write_text_atomic(report_path, MARKDOWN_MARKER + "\n" + (result.out / REPORT_FILE).read_text(encoding="utf-8"))
     click.echo(result.table)
     click.echo("")
     click.echo(_artefact_table(result.manifest))

@@ -14,13 +14,14 @@ works on data sets that carry an ``attr_category`` column.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .jsonio import JsonError
+from .jsonio import loads as json_loads
 from .preprocessing import is_image_path
 
 PRODUCTS_FILE = "products.json"
@@ -77,10 +78,10 @@ def _from_folder(root: Path) -> list[CatalogueEntry]:
     products: dict[str, dict[str, Any]] = {}
     sidecar = root / PRODUCTS_FILE
     if sidecar.is_file():
-        try:
-            products = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CatalogueError(f"{sidecar}: not valid JSON ({exc})") from exc
+        try:  # the strict codec (docs/json.md): deep nesting or NaN is a one-line error, not a traceback
+            products = json_loads(sidecar.read_bytes(), source=str(sidecar))
+        except JsonError as exc:
+            raise CatalogueError(f"{exc} (not valid JSON)") from exc
         if not isinstance(products, dict) or not all(isinstance(v, dict) for v in products.values()):
             raise CatalogueError(f"{sidecar}: expected an object mapping product ids to objects")
     entries = []

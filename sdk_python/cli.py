@@ -78,7 +78,7 @@ def build(model: Path, images: Path, split: str | None, domain: str | None, out:
     from .embedders import load_embedder
     from .search import build_catalogue_index
 
-    check_file_output(out, [images, model], what="index (--out)")  # before any work: never an input
+    check_file_output(out, [images, model], what="index (--out)", kind="dpindex")  # before any work: never an input
     entries = list_catalogue(images, split=split, domain=domain)
     embedder = load_embedder(model, format=fmt, precision=precision, threads=threads)
     info = {"source": str(images), "image_root": str(catalogue_root(images)), "split": split, "domain": domain}
@@ -139,7 +139,8 @@ def query(index_path: Path, model: Path, images: tuple[Path, ...], k: int, filte
     from .search import ProductSearch
 
     if contact_sheet:
-        check_file_output(contact_sheet, [index_path, model, image_root, *images], what="--contact-sheet")
+        check_file_output(contact_sheet, [index_path, model, image_root, *images], what="--contact-sheet",
+                          kind="png")
     search = ProductSearch.open(model, index_path, format=fmt, precision=precision, threads=threads)
     if contact_sheet:
         check_file_output(contact_sheet, [search.index.info.get("image_root")], what="--contact-sheet")
@@ -163,7 +164,7 @@ def query(index_path: Path, model: Path, images: tuple[Path, ...], k: int, filte
 def info(file: Path, as_json: bool, no_verify: bool) -> None:
     """Header, counts and checksum state of an index file (exit status 1 if it is damaged)."""
     from .gallery_index import GalleryIndex
-    from .index_format import IndexFileError, read_index_header, verify_checksum
+    from .index_format import IndexFileError, check_finite, read_index_header, verify_checksum
 
     try:
         header = read_index_header(file)
@@ -186,6 +187,8 @@ def info(file: Path, as_json: bool, no_verify: bool) -> None:
     if problem is None:
         try:
             index = GalleryIndex.load(file, verify=False)
+            if not no_verify and index.storage == "float32":  # the value checks load runs: finite, unit rows
+                check_finite(index.vectors, file)
             doc["embedding_space_id"] = index.embedding_space_id
             doc["products"] = len(set(index.product_ids))
             doc["index_info"] = index.info
@@ -236,7 +239,8 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
     from .search import ProductSearch, recall_at_k
 
     if contact_sheet:
-        check_file_output(contact_sheet, [index_path, model, queries, image_root], what="--contact-sheet")
+        check_file_output(contact_sheet, [index_path, model, queries, image_root], what="--contact-sheet",
+                          kind="png")
     search = ProductSearch.open(model, index_path, format=fmt, precision=precision, threads=threads)
     if contact_sheet:
         check_file_output(contact_sheet, [search.index.info.get("image_root")], what="--contact-sheet")

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
+from .fileio import atomic_path
 from .gallery_index import SearchHit
+from .locking import ordinary_file_mode
+from .output_policy import png_info
 from .preprocessing import ImageDecodeError, load_rgb
 
 _GREEN, _RED, _GREY = (30, 160, 60), (200, 40, 40), (150, 150, 150)
@@ -51,13 +54,25 @@ def write_contact_sheet(out: str | os.PathLike, queries: Sequence[str | os.PathL
         draw.text((pad, y + thumb + 2), (want or Path(query).name)[:18], fill=(0, 0, 0))
         for col, hit in enumerate(hits, start=1):
             x = pad + col * cell_w
-            image = hit.metadata.get("image")
-            path = (root / image) if (root and image) else None
+            path = gallery_image_path(root, hit.metadata.get("image"))
             sheet.paste(_thumb(path, thumb), (x, y))
             colour = _GREY if want is None else (_GREEN if hit.product_id == want else _RED)
             draw.rectangle([x - 2, y - 2, x + thumb + 1, y + thumb + 1], outline=colour, width=2)
             draw.text((x, y + thumb + 2), f"{hit.product_id[:10]} {hit.score:.3f}", fill=(0, 0, 0))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    with atomic_path(out, mode=ordinary_file_mode()) as tmp:
+        sheet.save(tmp, "PNG", pnginfo=png_info())
     return out
+
+
+def gallery_image_path(root: Path | None, image: object) -> Path | None:
+    """The gallery image an index's metadata names, only when it lies inside ``root``.
+
+    The metadata is untrusted (an index is a file anyone can hand over): an absolute path or
+    ``../..`` would paste any image on the machine into the sheet, so those give a blank tile.
+    """
+    if root is None or not isinstance(image, str) or not image:
+        return None
+    base = root.resolve()
+    path = (base / image).resolve()
+    return path if base in path.parents else None

@@ -28,9 +28,10 @@ import csv
 import io
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .fileio import atomic_path
 
@@ -109,6 +110,19 @@ def normalise_path(path: str) -> str:
     return posixpath.normpath(path)
 
 
+def _csv_rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; a ``csv.Error`` (a field over the 128 KB limit, a NUL byte) becomes a
+    one-line ``DatasetManifestError`` naming the file and line instead of a traceback."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DatasetManifestError(f"{path}: line {reader.line_num}: not a readable CSV row ({exc})") from None
+        yield row
+
+
 def read_dataset_manifest(path: str | os.PathLike) -> DatasetManifest:
     """Read and validate a manifest CSV.
 
@@ -124,7 +138,7 @@ def read_dataset_manifest(path: str | os.PathLike) -> DatasetManifest:
         text = csv_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DatasetManifestError(f"{csv_path}: not UTF-8 text ({exc})") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = _csv_rows(csv.reader(io.StringIO(text, newline="")), csv_path)
     header = next(reader, None)
     if header is None or not any(h.strip() for h in header):
         raise DatasetManifestError(f"{csv_path}: empty file, expected a header row "

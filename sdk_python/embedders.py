@@ -9,6 +9,7 @@ index built through one can be queried through the other when the embedding spac
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from .model_manifest import Artefact, ManifestError, ModelManifest, load_model_manifest, sha256_file
+from .model_manifest import (
+    Artefact,
+    ManifestError,
+    ModelManifest,
+    load_model_manifest,
+    open_regular,
+    sha256_file,
+)
 from .preprocessing import ImageDecodeError, ImageSource, PreprocessingSpec, preprocess_image
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 class EmbedderError(ValueError):
@@ -152,11 +164,18 @@ class OnnxEmbedder(Embedder):
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(model_path), sess_options=opts,
+        with open_regular(model_path) as f:
+            model_bytes = f.read()
+        if artefact.sha256 and hashlib.sha256(model_bytes).hexdigest() != artefact.sha256.lower():
+            raise EmbedderError(f"{model_path}: SHA-256 differs from {manifest.path}; the model file was "
+                                "changed after export")
+        try:  # from the bytes just hashed: external data files (outside every hash) cannot be resolved
+            self.session = ort.InferenceSession(model_bytes, sess_options=opts,
                                                 providers=list(providers or ["CPUExecutionProvider"]))
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise EmbedderError(f"{model_path}: ONNX Runtime cannot load the model ({exc})") from exc
+            hint = (" -- it keeps weights in external data files, which are outside the manifest's hashes "
+                    "and refused" if "external" in str(exc).lower() or "model_path" in str(exc) else "")
+            raise EmbedderError(f"{model_path}: ONNX Runtime cannot load the model{hint} ({one_line(exc)})") from exc
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if artefact.input_name not in inputs:

@@ -26,6 +26,11 @@ from typing import Any
 import numpy as np
 
 from .fileio import atomic_path
+
+# The strict JSON grammar (docs/json.md) lives in jsonio; MAX_JSON_DEPTH and loads_strict_json
+# are re-exported here for callers that imported them from this module.
+from .jsonio import MAX_JSON_DEPTH, JsonError, loads_strict_json  # noqa: F401
+from .jsonio import loads as json_loads
 from .locking import folder_lock, ordinary_file_mode
 
 MAGIC = b"DPINDEX\x00"
@@ -154,37 +159,10 @@ def encode_metadata(items: Sequence[dict[str, Any]], info: dict[str, Any] | None
     return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-#: Deepest array/object nesting a reader accepts in JSON from a file (metadata, manifests).
-MAX_JSON_DEPTH = 64
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def loads_strict_json(text: str) -> Any:
-    """``json.loads`` that refuses NaN/Infinity and nesting deeper than :data:`MAX_JSON_DEPTH`.
-
-    Raises ``ValueError`` (a ``JSONDecodeError`` or a plain one); never ``RecursionError``.
-    """
-    try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    stack: list[tuple[Any, int]] = [(doc, 1)] if isinstance(doc, (dict, list)) else []
-    while stack:  # iterative: a deep document must not exhaust the Python stack here either
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return doc
-
-
 def parse_metadata(raw: bytes, count: int, path: Path | str | None = None) -> dict[str, Any]:
     try:
-        doc = loads_strict_json(bytes(raw).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        doc = json_loads(bytes(raw))
+    except JsonError as exc:
         raise IndexFileError(path, f"metadata block is not valid UTF-8 JSON ({exc})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise IndexFileError(path, "metadata block must be a JSON object with an 'items' array")
@@ -535,10 +513,21 @@ def check_ids(id_offsets: np.ndarray, id_bytes: bytes, path: Path | str | None) 
     raise IndexFileError(path, "product ids are not UTF-8")  # unreachable: some id must fail
 
 
+#: float32 rows are written unit length (norm error ~1e-7); a row further than this from 1 was not.
+UNIT_NORM_TOLERANCE = 1e-3
+
+
 def check_finite(vectors: np.ndarray, path: Path | str | None, rows: int = 1 << 16) -> None:
-    """float32 rows must be finite: a NaN row would never rank and could not be scored."""
+    """float32 rows must be finite and unit length: a NaN row would never rank, and a long row
+    scores above 1 (a 1e30 row scored ``inf``, which ``--json`` cannot print)."""
     for start in range(0, vectors.shape[0], rows):
         block = np.asarray(vectors[start:start + rows])
         if not np.isfinite(block).all():
             bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
             raise IndexFileError(path, f"vector {bad} contains NaN or infinity")
+        norms = np.sqrt(np.einsum("ij,ij->i", block.astype(np.float64), block.astype(np.float64)))
+        off = np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE
+        if off.any():
+            bad = int(np.flatnonzero(off)[0])
+            raise IndexFileError(path, f"vector {start + bad} is not unit length (norm {norms[bad]:.6g}); "
+                                       "float32 rows are stored normalised")

@@ -18,6 +18,8 @@ from typing import Any
 
 from .json_schema import SchemaViolation, json_equal
 from .json_schema import check as check_schema
+from .jsonio import JsonError
+from .jsonio import loads as json_loads
 from .preprocessing import PreprocessingSpec
 
 MANIFEST_FORMAT = "deepproduct-model-manifest"
@@ -28,10 +30,20 @@ MANIFEST_FILENAME = "manifest.json"
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks: the hash the manifest records per artefact."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def open_regular(path: str | Path) -> Any:
+    """Open a file for reading only when it is a regular file: a FIFO (or a device) named as a model
+    artefact would block the reader forever, so it is refused with a ``ManifestError``."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ManifestError(f"{path}: not a regular file (a FIFO, device or folder); refused")
+    return os.fdopen(fd, "rb")
 
 
 class ManifestError(ValueError):
@@ -157,7 +169,7 @@ def resolve_inside(folder: Path, relative: str, what: str) -> Path:
     return folder / relative
 
 
-def _read_manifest_text(path: Path) -> str:
+def _read_manifest_bytes(path: Path) -> bytes:
     # O_NONBLOCK: a FIFO named manifest.json must fail, not block the reader forever.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -176,10 +188,7 @@ def _read_manifest_text(path: Path) -> str:
             data = f.read(MAX_MANIFEST_BYTES + 1)
     finally:
         os.close(fd)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: not valid JSON (not UTF-8: {exc})") from None
+    return data  # decoded (strictly, as UTF-8) by jsonio.loads
 
 
 #: What this SDK implements (docs/preprocessing.md); a manifest asking for anything else is refused
@@ -196,13 +205,9 @@ def load_model_manifest(path: str | Path) -> ModelManifest:
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_FILENAME
-    from .index_format import loads_strict_json
-
     try:
-        raw = loads_strict_json(_read_manifest_text(path))
-    except ValueError as exc:
-        if isinstance(exc, ManifestError):
-            raise
+        raw = json_loads(_read_manifest_bytes(path))
+    except JsonError as exc:
         raise ManifestError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}: (top level): a model manifest is a JSON object, not {type(raw).__name__}")

@@ -13,6 +13,9 @@ out for users in docs/threat-model.md ("Output policy"):
 3. An existing folder is replaced only when this project wrote it: it holds the marker file
    :data:`MARKER_NAME` (``{"format": "deepproduct-output", "version": 1, "owner": ...}``) and the
    user asked (``--overwrite``). Anything else is refused, naming the folder.
+   A file output is replaced only when it is empty or starts the way our writer of that kind
+   starts its files (:func:`looks_ours`: the index magic, our PNG text chunk, the manifest header,
+   a records line, the markdown marker).
 4. Leftovers (``.OUT.tmp-*``, ``.OUT.old-*``) are removed only when they carry a marker, never by
    name alone (:func:`is_marked`).
 
@@ -84,9 +87,53 @@ def check_inputs(out: Path, inputs: Iterable[str | os.PathLike | None], what: st
                                      "write it somewhere else")
 
 
+#: What each kind of file output looks like when this project wrote it (rule 3 for files): an
+#: existing non-empty file is replaced only if it starts like one of ours.
+PNG_TEXT_KEY = "Software"
+PNG_TEXT_VALUE = "DeepProduct"
+MARKDOWN_MARKER = "<!-- written by DeepProduct; replaced when the command runs again -->"
+_KIND_WORDS = {"dpindex": "a .dpindex gallery index", "png": "a PNG written by DeepProduct",
+               "csv-manifest": "a dataset manifest CSV", "jsonl-records": "a benchmark records file (JSON lines)",
+               "markdown": "a report written by DeepProduct"}
+
+
+def looks_ours(path: str | os.PathLike, kind: str) -> bool:
+    """True when the regular file ``path`` starts the way our writer of ``kind`` starts its files."""
+    try:
+        with open(path, "rb", opener=lambda p, f: os.open(p, f | getattr(os, "O_NONBLOCK", 0))) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return False
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if kind == "dpindex":
+        return head.startswith(b"DPINDEX\x00")
+    if kind == "png":
+        return head.startswith(b"\x89PNG\r\n\x1a\n") and f"{PNG_TEXT_KEY}\x00{PNG_TEXT_VALUE}".encode() in head
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    first = text.split("\n", 1)[0].strip()
+    if kind == "csv-manifest":
+        return first.replace(" ", "").startswith("path,product_id,")
+    if kind == "jsonl-records":
+        return first.startswith("{") and '"kind"' in first
+    if kind == "markdown":
+        return first == MARKDOWN_MARKER
+    raise ValueError(f"unknown output kind {kind!r}")
+
+
+def png_info() -> object:
+    """The PNG text chunk that marks a PNG as ours (``looks_ours(..., "png")``); pass as ``pnginfo=``."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PNG_TEXT_KEY, PNG_TEXT_VALUE)
+    return info
+
+
 def check_file_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
-                      *, what: str = "output", allow_inside_folders: bool = True) -> Path:
-    """Rules 1 and 2 for a file output (replaced atomically, so an existing regular file is fine)."""
+                      *, what: str = "output", allow_inside_folders: bool = True, kind: str | None = None) -> Path:
+    """Rules 1-3 for a file output, replaced atomically: an existing non-empty file must be one of
+    ours of ``kind`` (a user's ``notes.txt`` given as ``--out`` is refused, not replaced)."""
     out = Path(out)
     check_inputs(out, inputs, what, allow_inside_folders=allow_inside_folders)
     if os.path.lexists(out):
@@ -95,6 +142,9 @@ def check_file_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
             raise OutputRefused(out, f"{what} is an existing folder; give a file name")
         if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
             raise OutputRefused(out, f"{what} exists and is not a regular file (a FIFO, socket or device)")
+        if kind is not None and stat.S_ISREG(st.st_mode) and st.st_size > 0 and not looks_ours(out, kind):
+            raise OutputRefused(out, f"{what} exists and is not {_KIND_WORDS[kind]}; refusing to replace it "
+                                     "(move it away or choose another name)")
     blocker = _regular_file_above(_resolved(out))
     if blocker is not None:
         raise OutputRefused(out, f"{what} lies under {blocker}, which is a file, not a folder")

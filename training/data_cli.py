@@ -17,7 +17,7 @@ from deepproduct.sdk.cli_boundary import boundary
 from deepproduct.sdk.dataset_manifest import DOMAINS, SPLITS, DatasetManifestError, read_dataset_manifest
 from deepproduct.sdk.fileio import atomic_path
 from deepproduct.sdk.locking import ordinary_file_mode
-from deepproduct.sdk.output_policy import OutputRefused, check_file_output, check_inputs
+from deepproduct.sdk.output_policy import OutputRefused, check_file_output, check_inputs, png_info
 
 OUT_CSV = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                        help="Manifest CSV to write (image paths are stored relative to its folder).")
@@ -40,7 +40,7 @@ def _report(manifest_path: Path) -> None:
 def _run_adapter(fn, *args, out: Path, inputs: list[Path], **kwargs) -> None:
     """Run an adapter after the output policy: the manifest is never one of its inputs (a pair
     list, an image folder's file) -- it may sit beside the images it lists."""
-    check_file_output(out, inputs, what="manifest (--out)", allow_inside_folders=True)
+    check_file_output(out, inputs, what="manifest (--out)", kind="csv-manifest")
     _report(fn(*args, out, **kwargs))
 
 
@@ -223,7 +223,7 @@ def preview(csv_path: Path, out: Path, n_products: int, split: str, cell: int) -
 
     from deepproduct.sdk.preprocessing import ImageDecodeError, decode_image
 
-    check_file_output(out, [csv_path], what="preview PNG (--out)", allow_inside_folders=True)
+    check_file_output(out, [csv_path], what="preview PNG (--out)", kind="png")
     m = read_dataset_manifest(csv_path)
     with_photos = sorted({r.product_id for r in m.select(split=split, domain="user")}) or m.products(split)
     chosen = with_photos[:n_products]
@@ -252,7 +252,7 @@ def preview(csv_path: Path, out: Path, n_products: int, split: str, cell: int) -
             img.thumbnail((cell, cell))
             sheet.paste(img, (x * cell + (cell - img.width) // 2, y * cell + (cell - img.height) // 2))
     with atomic_path(out, mode=ordinary_file_mode()) as tmp:
-        sheet.save(tmp, "PNG")
+        sheet.save(tmp, "PNG", pnginfo=png_info())
     note = f"; {bad} unreadable image(s) shown grey" if bad else ""
     click.echo(f"wrote {out}: {len(rows)} products of split {split} (shop images first, then phone photos){note}")
 

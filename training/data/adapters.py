@@ -57,7 +57,6 @@ ImageFolder by product
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 from collections.abc import Iterable
@@ -65,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepproduct.sdk.dataset_manifest import DOMAINS, SPLITS, DatasetRow, write_dataset_manifest
+from deepproduct.sdk.jsonio import JsonError
+from deepproduct.sdk.jsonio import loads as json_loads
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_LISTED_MISSING = 10
@@ -298,10 +299,10 @@ def _load_pairs(path: Path) -> list[tuple[str, dict]]:
         raise AdapterError(f"{path}: file not found")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise AdapterError(f"{path}: not valid JSON ({exc})") from exc
+        try:  # the strict codec: deep nesting, NaN, duplicate keys are one-line errors (docs/json.md)
+            data = json_loads(path.read_bytes(), source=str(path))
+        except JsonError as exc:
+            raise AdapterError(str(exc)) from exc
         if isinstance(data, dict) and isinstance(data.get("pairs"), list):
             data = data["pairs"]
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -313,7 +314,10 @@ def _load_pairs(path: Path) -> list[tuple[str, dict]]:
             if reader.fieldnames is None:
                 raise AdapterError(f"{path}: empty file, expected a header row")
             reader.fieldnames = [f.strip() for f in reader.fieldnames]
-            return [(f"{path}: line {i}", r) for i, r in enumerate(reader, start=2)]
+            try:
+                return [(f"{path}: line {i}", r) for i, r in enumerate(reader, start=2)]
+            except csv.Error as exc:
+                raise AdapterError(f"{path}: line {reader.line_num}: not a readable CSV row ({exc})") from None
     raise AdapterError(f"{path}: unsupported pair list format {suffix!r}; use .json or .csv")
 
 

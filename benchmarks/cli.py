@@ -7,16 +7,25 @@ Figures are written to files, never asserted on.
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from deepproduct.sdk.cli_boundary import boundary
-from deepproduct.sdk.output_policy import check_file_output, check_folder_output, write_marker
+from deepproduct.sdk.fileio import write_text_atomic
+from deepproduct.sdk.output_policy import (
+    MARKDOWN_MARKER,
+    check_file_output,
+    check_folder_output,
+    write_marker,
+)
 
 from .runners import NotRunnableHere
 from .schema import new_run_id, write_records
@@ -45,6 +54,32 @@ def _threads(text: str) -> list[int]:
 
 def _only(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _path_inputs(kwargs: dict[str, Any], outputs: Iterable[str]) -> list[str]:
+    """Every other argument that names an existing file or folder: the command's inputs."""
+    found: list[str] = []
+    for name, value in kwargs.items():
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if name not in outputs and isinstance(v, (str, Path)) and str(v) and os.path.lexists(v):
+                found.append(str(v))
+    return found
+
+
+def outputs(**kinds: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Check the named output options under the output policy *before* the measuring starts (a
+    search benchmark takes minutes; a refused --out must cost nothing). ``kinds``: option name ->
+    the file kind that may be replaced (docs/threat-model.md), None for "never one of the inputs" only."""
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            inputs = _path_inputs(kwargs, kinds)
+            for name, kind in kinds.items():
+                if kwargs.get(name):
+                    check_file_output(kwargs[name], inputs, what=f"--{name.replace('_', '-')}", kind=kind)
+            return fn(*args, **kwargs)
+        return wrapper
+    return decorate
 
 
 def _save(records: list[dict], out: str, inputs: tuple = ()) -> None:
@@ -97,6 +132,7 @@ def main() -> None:
               help="Repeat round-robin and keep each configuration's best median (shared machines).")
 @click.option("--only", help="Comma-separated artefact keys or formats (onnx/int8,tflite,pytorch).")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="JSON-lines file to append to.")
+@outputs(out="jsonl-records")
 def models(export_dir: str, checkpoint: str | None, threads: str, runs: int, warmup: int, throughput_batch: int,
            batch_runs: int, rounds: int, only: str | None, out: str) -> None:
     """Host latency (batch 1 per thread count, images/s at batch 32), size, params and MACs."""
@@ -119,6 +155,7 @@ def models(export_dir: str, checkpoint: str | None, threads: str, runs: int, war
 @click.option("--batch", default=32, show_default=True, help="Images per inference call.")
 @click.option("--only", help="Comma-separated artefact keys or formats.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True)
+@outputs(out="jsonl-records")
 def accuracy(export_dir: str, data: str, checkpoint: str | None, split: str, batch: int, only: str | None,
              out: str) -> None:
     """Recall@1/5, MAP@R and cosine to PyTorch for every artefact that runs here."""
@@ -143,6 +180,7 @@ def accuracy(export_dir: str, data: str, checkpoint: str | None, split: str, bat
 @click.option("--cores", is_flag=True, help="Also time the JVM and JS cores' search on the same index files.")
 @click.option("--core-runs", default=30, show_default=True, help="Timed queries per core configuration.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True)
+@outputs(out="jsonl-records")
 def search(sizes: str, dim: int, batches: str, threads: str, k: int, runs: int, budget: float, storage: str,
            prototype: bool, cores: bool, core_runs: int, out: str) -> None:
     """The SDK's exact search (float32/int8) vs faiss IndexFlatIP and the bandwidth bound."""
@@ -166,6 +204,7 @@ def search(sizes: str, dim: int, batches: str, threads: str, k: int, runs: int, 
 @click.option("--batch", default=1, show_default=True)
 @click.option("--md", "md_out", type=click.Path(dir_okay=False), help="Also write the table as markdown here.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True)
+@outputs(out="jsonl-records", md_out="markdown")
 def profile(artefacts: tuple[str, ...], threads: int, runs: int, warmup: int, batch: int, md_out: str | None,
             out: str) -> None:
     """Per-op-type time of ONNX artefacts (ONNX Runtime profiling), side by side."""
@@ -178,9 +217,8 @@ def profile(artefacts: tuple[str, ...], threads: int, runs: int, warmup: int, ba
     table = profile_table(profiles)
     click.echo(table)
     if md_out:
-        Path(md_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(md_out).write_text(f"# ONNX Runtime per-op profile ({threads} thread(s), batch {batch}, "
-                                f"{runs} runs)\n\n{table}", encoding="utf-8")
+        write_text_atomic(md_out, f"{MARKDOWN_MARKER}\n# ONNX Runtime per-op profile ({threads} thread(s), "
+                                  f"batch {batch}, {runs} runs)\n\n{table}")
     records = [make_record("op_profile", machine=describe_host(), run_id=run_id, artefact=p.artefact,
                            threads=p.threads, op_type=o.op_type, nodes=o.nodes, total_ms_per_run=o.total_ms_per_run,
                            share=o.share, runs=p.runs, batch=batch, run_ms_median=p.run_ms_median)
@@ -194,6 +232,7 @@ def _phone_import(name: str, parser: str, script: str, default_out: str) -> None
     @main.command(name, help=f"Convert benchmarks/android/{script} output (device.txt + logs/) to records.")
     @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
     @click.option("--out", default=default_out, show_default=True)
+    @outputs(out="jsonl-records")
     def command(run_dir: str, out: str) -> None:
         records = importlib.import_module(f".{parser}", __package__).records_from_dir(run_dir)
         _echo_table(records, "skipped")
@@ -213,6 +252,7 @@ for _args in (("import-android", "android_parser", "run_benchmark_model.sh", "re
 @click.option("--chip", default="", help="e.g. A17 Pro")
 @click.option("--csv", "is_csv", is_flag=True, help="LOG is a CSV copied from Xcode's performance report.")
 @click.option("--out", default="results/ios.jsonl", show_default=True)
+@outputs(out="jsonl-records")
 def import_ios(log: str, device: str, os_version: str, chip: str, is_csv: bool, out: str) -> None:
     """Convert an XCTest measure log (or an Xcode performance-report CSV) to records."""
     from .ios_parser import ios_machine, records_from_report_csv, records_from_xctest_log
@@ -229,6 +269,7 @@ def import_ios(log: str, device: str, os_version: str, chip: str, is_csv: bool, 
 @click.option("--inputs", "patterns", multiple=True, help="JSON-lines files or glob patterns (repeatable).")
 @click.option("--out", default="results/report.md", show_default=True)
 @click.option("--plots-dir", help="Where the PNGs go (default: beside the report).")
+@outputs(out="markdown", plots_dir=None)
 def report(paths: tuple[str, ...], patterns: tuple[str, ...], out: str, plots_dir: str | None) -> None:
     """Merge host and device JSON lines into a markdown report with plots."""
     from .report import build_report
@@ -266,6 +307,7 @@ def _analysis(run, table, json_out: str | None) -> None:
               help="A second manifest scored on its test split (e.g. the real-image transfer set).")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the figures as JSON here.")
+@outputs(json_out=None)
 def head_sweep_command(export_dir: str, data: str, transfer: str | None, threads: int, json_out: str | None) -> None:
     """Refit the PCA head with milder whitening: Recall@1 and int8 cosine of each (benchmarks/head_sweep.py)."""
     from .head_sweep import head_sweep, sweep_table
@@ -281,6 +323,7 @@ def head_sweep_command(export_dir: str, data: str, transfer: str | None, threads
 @click.option("--every", default=1, show_default=True, help="Use every N-th image of the split.")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the figures as JSON here.")
+@outputs(json_out=None)
 def int8_budget_command(export_dir: str, data: str, split: str, every: int, threads: int,
                         json_out: str | None) -> None:
     """Where the int8 ONNX model's cosine loss comes from: weights, residual-stream or post-ReLU6
@@ -345,6 +388,7 @@ def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: st
 @click.option("--out", default="results/pareto.jsonl", show_default=True, help="JSON-lines file to append to.")
 @click.option("--plot", "plot_path", default="results/pareto.png", show_default=True)
 @click.option("--plot-only", is_flag=True, help="Only re-plot the records already in --out.")
+@outputs(plot_path="png")
 def pareto(transfer: str, backbones: str, sizes: str, checkpoint: str | None, threads: int, runs: int,
            max_products: int | None, out: str, plot_path: str, plot_only: bool) -> None:
     """Latency vs transfer-set Recall@1 for every backbone x input size, with the Pareto front."""

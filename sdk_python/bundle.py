@@ -104,13 +104,13 @@ def check_replaceable(out_dir: Path) -> None:
 
 def _remove_stale(out_dir: Path) -> None:
     """Leftovers of an interrupted run for this target (we hold the folder lock, so none is live)."""
-    # Only the two names our writers give (``swap_folder``'s ``.OUT.old-*``, our ``.OUT.tmp-*``) and
-    # only with our marker inside: a user's ``.web.backup/`` holding a bundle is never touched.
-    prefixes = (f".{out_dir.name}.old-", f".{out_dir.name}.tmp-")
+    # Never by name alone: a half-written folder carries PARTIAL_MARKER; a complete bundle counts as
+    # a leftover only under swap_folder's ``.OUT.old-*`` name. A user's ``.web.backup/`` holding a
+    # bundle is never touched.
+    old_prefix = f".{out_dir.name}.old-"
     for p in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.*"):
-        if not p.name.startswith(prefixes):
-            continue
-        if p.is_dir() and not p.is_symlink() and ((p / PARTIAL_MARKER).is_file() or is_bundle(p)):
+        if p.is_dir() and not p.is_symlink() and (
+                (p / PARTIAL_MARKER).is_file() or (p.name.startswith(old_prefix) and is_bundle(p))):
             shutil.rmtree(p, ignore_errors=True)
 
 

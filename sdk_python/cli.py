@@ -298,6 +298,9 @@ def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str
     from .catalogue import catalogue_root, list_catalogue
 
     check_folder_output_inputs(out, [model, index_path, samples_from, *sample_paths])
+    from .bundle import check_replaceable
+
+    check_replaceable(out)  # before any reading: a user's folder is refused at once
     samples: list[Path | tuple[Path, str]] = list(sample_paths)
     if samples_from is not None and max_samples:
         kw = {"split": "test", "domain": "user"} if samples_from.suffix.lower() == ".csv" else {}

@@ -15,7 +15,7 @@ exit   meaning (docs/threat-model.md, "Exit status")
 0      success
 1      bad input or a failed check: the project's own errors, ``ValueError``, CSV/YAML/JSON errors,
        ``RecursionError`` (``dp-train``: 2, its documented status since its first release)
-2      usage: an unknown option, a bad option value (click's own)
+2      usage: an unknown option, a bad option value (click's own checks, printed on one line too)
 3      refused by the output policy (:mod:`deepproduct.sdk.output_policy`): nothing was written
 4      the operating system refused: disk full, read-only, permission denied, not a folder, ...
 70     an unexpected error (a bug): one line, plus the file holding the full traceback
@@ -173,6 +173,28 @@ class _Boundary:
         params = self.params
         if not any("--debug" in p.opts for p in params if isinstance(p, click.Option)):
             params.append(_debug_option())
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        """click's standalone ``main``, with every error -- usage errors included -- on one line."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)  # type: ignore[misc]
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)  # type: ignore[misc]
+        except CliError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else self.prog
+            click.echo(f"{self.prog}: error: {one_line(exc.format_message())} (usage: {where} --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"{self.prog}: error: {one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

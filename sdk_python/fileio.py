@@ -87,7 +87,10 @@ def save_figure(fig: Any, target: str | os.PathLike, *, dpi: int) -> None:
     """A matplotlib figure written atomically in the format of ``target``'s suffix (PNG, SVG, ...),
     with ordinary permissions; the figure stays open. Duck-typed: the SDK itself never imports matplotlib."""
     with atomic_path(target, mode=ordinary_file_mode()) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=Path(target).suffix.lstrip(".") or "png")
+        fmt = Path(target).suffix.lstrip(".").lower() or "png"
+        # PNGs carry the output policy's mark, so the next run may replace them (and nothing else)
+        meta = {"Software": "DeepProduct"} if fmt == "png" else None
+        fig.savefig(tmp, dpi=dpi, format=fmt, metadata=meta)
 
 
 def swap_folder(tmp: str | os.PathLike, out: str | os.PathLike) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -55,6 +56,21 @@ def _resolved(path: str | os.PathLike) -> Path:
 
 def _is_within(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
+
+
+def probe_writable(target: Path) -> None:
+    """Fail now, not after an hour of work, when the folder that will receive ``target`` cannot be
+    written (read-only file system, permissions, no inodes): a probe file is made and removed in
+    the nearest existing folder. Raises the ``OSError`` (the error boundary names it, exit 4)."""
+    folder = _resolved(target).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, name = tempfile.mkstemp(prefix=".deepproduct-write-probe-", dir=folder)
+    except OSError as exc:  # name the folder, not the probe file
+        raise OSError(exc.errno, exc.strerror, str(folder)) from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def _regular_file_above(path: Path) -> Path | None:
@@ -148,6 +164,7 @@ def check_file_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
     blocker = _regular_file_above(_resolved(out))
     if blocker is not None:
         raise OutputRefused(out, f"{what} lies under {blocker}, which is a file, not a folder")
+    probe_writable(out)
     return out
 
 
@@ -167,11 +184,13 @@ def check_folder_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLi
     if blocker is not None:
         raise OutputRefused(out, f"{what} lies under {blocker}, which is a file, not a folder")
     if not os.path.lexists(out):
+        probe_writable(out)
         return out
     if not out.is_dir():
         raise OutputRefused(out, f"{what} is an existing file, not a folder; give a folder name")
     if not any(os.scandir(out)):  # nothing in it can be lost
         if allow_empty or overwrite:
+            probe_writable(out / "x")
             return out
         raise OutputRefused(out, f"{what} already exists (empty); pass {flag} to replace it")
     if not is_marked(out):
@@ -179,6 +198,7 @@ def check_folder_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLi
                                  "refusing to replace it: choose a new folder or move it away")
     if not overwrite:
         raise OutputRefused(out, f"{what} already exists; pass {flag} to replace it")
+    probe_writable(out)
     return out
 
 

@@ -47,6 +47,8 @@ import click
 import numpy as np
 import torch
 
+from deepproduct.sdk.output_policy import check_folder_output, write_marker
+
 from .ablation_report import METRICS, TRANSFER_METRICS, budget_text, markdown_table, write_results
 from .config import ConfigError, TrainConfig, load_config, load_yaml_text
 
@@ -337,11 +339,16 @@ def main(config: str, out: str, only: str | None, data: str | None, transfer: st
     from .checkpoint import CheckpointError
     from .data.product_dataset import DataError
 
+    # The output policy: OUT is missing, empty, or an ablation folder of ours (reruns reuse it)
+    check_folder_output(Path(out), [config, data, transfer], overwrite=True, what="--out folder")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_marker(Path(out), "dp-bench ablation", "ablation-folder")
     try:
         run_ablation(config, out, only=[s for s in only.split(",") if s] if only else None, force=force,
                      progress=progress, say=lambda m: click.echo(m, err=True), data=data, transfer=transfer)
     except (ConfigError, DataError, CheckpointError, KeyError, ValueError) as exc:
-        click.echo(f"ablation: error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", err=True)
+        click.echo(f"dp-bench ablation: error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}",
+                   err=True)
         sys.exit(2)
 
 

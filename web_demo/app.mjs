@@ -40,7 +40,8 @@ async function load() {
   // The manifest is checked against the schema the bundle ships (the exporter's own file).
   const schemaPath = `${BUNDLE}/${descriptor.manifest_schema || 'manifest.schema.json'}`;
   const schema = JSON.parse(await fetchText(schemaPath, ' (re-write the bundle with this version of dp-search bundle)'));
-  const manifest = loadManifest(await fetchText(manifestPath), manifestPath, schema);
+  // Bytes, not res.text(): text() would strip a leading BOM that the JSON grammar refuses.
+  const manifest = loadManifest(await fetchBytes(manifestPath), manifestPath, schema);
   state.spec = specFromManifest(manifest.preprocessing);
   // bundle.json (dp-search bundle / deepproduct.sdk.bundle) lists the model files it carries.
   const onnx = (descriptor.models || []).find((m) => m.format === 'onnx');

@@ -27,7 +27,15 @@ export function startServer({ root = fileURLToPath(new URL('.', import.meta.url)
       res.writeHead(405).end();
       return;
     }
-    const urlPath = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    // A malformed request target (a bad %-escape such as /%E0%A4%A, or a URL that does not
+    // parse) is the client's error: 400, never an uncaught exception that ends the server.
+    let urlPath;
+    try {
+      urlPath = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    } catch {
+      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('bad request path');
+      return;
+    }
     let file = normalize(join(base, urlPath));
     if (file !== base && !file.startsWith(base + sep)) {
       res.writeHead(403).end('outside the served folder');
@@ -42,7 +50,8 @@ export function startServer({ root = fileURLToPath(new URL('.', import.meta.url)
         'Cache-Control': 'no-store',
       });
       if (req.method === 'HEAD') res.end();
-      else createReadStream(file).pipe(res);
+      // A read error after the headers (file removed, EISDIR race) ends this response only.
+      else createReadStream(file).on('error', () => res.destroy()).pipe(res);
       if (log) console.log(`200 ${urlPath}`);
     } catch {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`not found: ${urlPath}`);

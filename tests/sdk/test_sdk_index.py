@@ -242,3 +242,17 @@ def test_empty_int8_index_fits_scales_on_first_add(tmp_path):
     unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     np.testing.assert_allclose(index.scales, np.abs(unit).max(0) / 127, rtol=1e-6)
     assert index.search(emb[3], k=1)[0].product_id == "3"
+
+
+def test_huge_k_is_clamped_to_the_item_count():
+    """Issue 19: k far above the item count returns every item without a k-sized allocation
+    (the JVM core once sized TopK by k and died with OutOfMemoryError; every core clamps now)."""
+    vectors = Path(__file__).resolve().parents[1] / "vectors" / "index"
+    index = GalleryIndex.load(vectors / "float32.dpindex")
+    q = np.random.default_rng(0).standard_normal(index.dim).astype(np.float32)
+    every = index.search(q, k=len(index))
+    for k in (100_000_000, 2**62):
+        assert [h.position for h in index.search(q, k=k)] == [h.position for h in every]
+        assert len(index.search(q, k=k, unique_products=True)) == len(set(index.product_ids))
+    empty = GalleryIndex.load(vectors / "empty.dpindex")
+    assert empty.search(np.ones(empty.dim, np.float32), k=100_000_000) == []

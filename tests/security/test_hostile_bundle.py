@@ -110,6 +110,11 @@ def test_out_replaces_our_own_bundle_and_cleans_only_our_leftovers(tmp_path):
     write_bundle(model, index, out, "web")
     assert not (out / "stale.txt").exists() and (out / "model.onnx").is_file()
     assert not partial.exists() and (foreign / "mine.txt").read_text() == "keep"
+    # A user's backup of a bundle (a complete bundle under a name swap_folder never gives): kept
+    backup = tmp_path / ".web.backup"
+    shutil.copytree(out, backup)
+    write_bundle(model, index, out, "web")
+    assert (backup / "bundle.json").is_file() and (backup / "model.onnx").is_file()
     assert oct(out.stat().st_mode & 0o777) != oct(0o700)  # readable by a web server (umask permitting)
 
 

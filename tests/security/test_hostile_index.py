@@ -101,7 +101,7 @@ def test_info_on_hostile_files_prints_one_line_no_traceback(tmp_path):
         r = subprocess.run([sys.executable, "-m", "deepproduct.sdk.cli", "info", str(path)], capture_output=True,
                            text=True, timeout=60)
         assert r.returncode == 1, r
-        assert "Traceback" not in r.stderr and r.stderr.strip().startswith("Error: "), r.stderr
+        assert "Traceback" not in r.stderr and r.stderr.strip().startswith("dp-search: error: "), r.stderr
         assert str(path) in r.stderr
 
 

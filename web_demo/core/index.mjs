@@ -8,7 +8,7 @@ import {
 } from './errors.mjs';
 import { CoarseScan } from './coarse.mjs';
 import { matchesFilter } from './filter.mjs';
-import { parseStrictJson } from './schema.mjs';
+import { parseJson } from './json.mjs';
 
 export const MAGIC = new Uint8Array([0x44, 0x50, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x00]); // DPINDEX\0
 export const TRAILER_MAGIC = new Uint8Array([0x44, 0x50, 0x49, 0x45]); // DPIE
@@ -136,7 +136,10 @@ export function verifyChecksum(bytes, header, source = null) {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF in an id, the space id or the metadata is kept (and, in the
+// metadata, refused by the JSON grammar), as the Python SDK and the JVM core read those bytes; the
+// default (false) would silently strip it and give other ids than the other cores.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function decodeUtf8(bytes, source, problem) {
   try {
@@ -202,7 +205,7 @@ function littleFloat32(bytes) {
 function parseMetadata(raw, count, source) {
   let doc;
   try {
-    doc = parseStrictJson(utf8.decode(raw));
+    doc = parseJson(raw); // UTF-8 bytes: decoded strictly, a BOM kept (and refused)
   } catch (exc) {
     throw new IndexFileError(source, `metadata block is not valid UTF-8 JSON (${exc.message})`);
   }

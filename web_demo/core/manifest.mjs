@@ -2,7 +2,8 @@
 // sdk_python/model_manifest.py: the one schema (export/manifest.schema.json, shipped in every
 // bundle as manifest.schema.json) enforced, nothing required filled in by a default, artefact
 // paths confined to the model folder, and only the preprocessing this core implements.
-import { check, jsonEqual, parseStrictJson, SchemaViolation } from './schema.mjs';
+import { parseJson } from './json.mjs';
+import { check, jsonEqual, SchemaViolation } from './schema.mjs';
 
 export const MANIFEST_FORMAT = 'deepproduct-model-manifest';
 export const MANIFEST_VERSION = 1;
@@ -27,7 +28,8 @@ export function confinedRelativePath(value, what) {
 }
 
 /**
- * @param {string} text manifest.json
+ * @param {string|Uint8Array|ArrayBuffer} text manifest.json: its bytes (decoded strictly as UTF-8, a
+ *   leading BOM refused as docs/json.md says) or its text
  * @param {string} source its name, for messages
  * @param {object} schema the parsed manifest.schema.json (required: there is no built-in copy)
  */
@@ -35,7 +37,7 @@ export function loadManifest(text, source, schema) {
   if (!schema || typeof schema !== 'object') throw new ManifestError(`${source}: no manifest schema given (bundle's manifest.schema.json)`);
   let raw;
   try {
-    raw = parseStrictJson(text);
+    raw = parseJson(text);
   } catch (exc) {
     throw new ManifestError(`${source}: not valid JSON (${exc.message})`);
   }

@@ -109,19 +109,5 @@ export function check(value, schema, root = schema, path = '') {
   }
 }
 
-/** Deepest array/object nesting accepted in JSON from a file (the Python SDK's MAX_JSON_DEPTH). */
-export const MAX_JSON_DEPTH = 64;
-
-/** JSON.parse (which already refuses NaN/Infinity) plus the nesting limit; throws SyntaxError/RangeError. */
-export function parseStrictJson(text) {
-  const doc = JSON.parse(text);
-  const stack = isObject(doc) || Array.isArray(doc) ? [[doc, 1]] : [];
-  while (stack.length) {
-    const [node, depth] = stack.pop();
-    if (depth > MAX_JSON_DEPTH) throw new RangeError(`nested deeper than ${MAX_JSON_DEPTH} levels`);
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-    }
-  }
-  return doc;
-}
+// The strict JSON grammar (docs/json.md) lives in json.mjs; re-exported for older importers.
+export { MAX_JSON_DEPTH, parseJson as parseStrictJson } from './json.mjs';

@@ -1,11 +1,10 @@
 // tests/vectors/bad/expected.json: the one list of hostile files and expected errors that the
 // Python SDK and the Java, Swift and JS cores all check (see tests/vectors/make_bad_vectors.py).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { readIndex } from '../core/index.mjs';
 import { loadManifest } from '../core/manifest.mjs';
-import { bytes, json, path } from './vectors.mjs';
+import { bytes, json } from './vectors.mjs';
 
 const expected = json('bad/expected.json');
 const schema = json('../../export/manifest.schema.json');
@@ -35,7 +34,9 @@ for (const [file, want] of Object.entries(expected.index)) {
 for (const [file, want] of Object.entries(expected.manifest)) {
   test(`manifest bad/${file}: ${want.valid ? 'accepted' : want.kind}`, () => {
     const source = `bad/${file}`;
-    const text = readFileSync(path(source), 'utf8');
+    // The bytes, as app.mjs fetches them: readFileSync(..., 'utf8') would turn invalid UTF-8
+    // into U+FFFD instead of letting the JSON grammar refuse it.
+    const text = bytes(source);
     if (want.valid) {
       assert.equal(loadManifest(text, source, schema).embeddingDim, 16);
       return;

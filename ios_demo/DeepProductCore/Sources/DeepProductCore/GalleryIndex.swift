@@ -45,9 +45,12 @@ public final class GalleryIndex {
             let s = h.sections[name]!
             return s.length == 0 ? [] : bytes[s.offset..<s.end]
         }
-        guard let space = String(bytes: section("space_id"), encoding: .utf8), GalleryIndex.validUTF8(section("space_id")) else {
+        // Validated, then decoded with the standard library's UTF-8 decoder, which keeps a leading
+        // U+FEFF (as Python and the JVM do); Foundation's String(bytes:encoding:) may drop it.
+        guard GalleryIndex.validUTF8(section("space_id")) else {
             throw DeepProductError.indexFile(source: source, problem: "embedding-space id is not UTF-8")
         }
+        let space = String(decoding: section("space_id"), as: UTF8.self)
         var scales: [Float]?
         if h.storage == "int8" {
             let s = h.sections["scales"]!
@@ -73,10 +76,10 @@ public final class GalleryIndex {
         ids.reserveCapacity(h.count)
         for j in 0..<h.count {
             let slice = idBytes[(idStart + offsets[j])..<(idStart + offsets[j + 1])]
-            guard GalleryIndex.validUTF8(slice), let id = String(bytes: slice, encoding: .utf8) else {
+            guard GalleryIndex.validUTF8(slice) else {
                 throw DeepProductError.indexFile(source: source, problem: "product id \(j) is not UTF-8")
             }
-            ids.append(id)
+            ids.append(String(decoding: slice, as: UTF8.self))
         }
         let v = h.sections["vectors"]!
         let n = h.count * h.dim
@@ -109,29 +112,8 @@ public final class GalleryIndex {
         try self.init(data: Data(contentsOf: url), source: url.path, verify: verify)
     }
 
-    /// Deepest array/object nesting accepted (the Python SDK's MAX_JSON_DEPTH).
-    static let maxJSONDepth = 64
-
-    /// Array/object nesting depth of a parsed JSON value, iteratively (nil for a scalar).
-    static func nestingDepth(_ root: Any) -> Int? {
-        var deepest: Int?
-        var stack: [(Any, Int)] = [(root, 1)]
-        while let entry = stack.popLast() {
-            let (node, depth) = entry
-            let children: [Any]
-            if let d = node as? [String: Any] {
-                children = Array(d.values)
-            } else if let a = node as? [Any] {
-                children = a
-            } else {
-                continue
-            }
-            deepest = max(deepest ?? 0, depth)
-            if depth > maxJSONDepth { return depth }
-            stack.append(contentsOf: children.map { ($0, depth + 1) })
-        }
-        return deepest
-    }
+    /// Deepest array/object nesting accepted (the Python SDK's MAX_JSON_DEPTH; StrictJSON enforces it).
+    static let maxJSONDepth = StrictJSON.maxDepth
 
     static func validUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
         var it = bytes.makeIterator()
@@ -162,12 +144,10 @@ public final class GalleryIndex {
     static func parseMetadata(_ raw: Data, count: Int, source: String?) throws -> (items: [[String: Any]], info: [String: Any]) {
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: raw, options: [])
-        } catch {
-            throw DeepProductError.indexFile(source: source, problem: "metadata block is not valid UTF-8 JSON (\(error.localizedDescription))")
-        }
-        if let depth = GalleryIndex.nestingDepth(object), depth > GalleryIndex.maxJSONDepth {
-            throw DeepProductError.indexFile(source: source, problem: "metadata block is not valid UTF-8 JSON (nested deeper than \(GalleryIndex.maxJSONDepth) levels)")
+            // The one grammar of docs/json.md (not JSONSerialization's): same verdicts as every core.
+            object = try StrictJSON.parse(raw)
+        } catch let error as StrictJSON.Failure {
+            throw DeepProductError.indexFile(source: source, problem: "metadata block is not valid UTF-8 JSON (\(error.message))")
         }
         guard let doc = object as? [String: Any], let items = doc["items"] as? [Any] else {
             throw DeepProductError.indexFile(source: source, problem: "metadata block must be a JSON object with an 'items' array")
@@ -226,11 +206,14 @@ public final class GalleryIndex {
     /// - Parameter filter: metadata field -> value (or array of accepted values); empty for none.
     public func search(_ query: [Float], k: Int, filter: [String: Any] = [:]) throws -> [SearchResult] {
         guard k >= 1 else { throw DeepProductError.invalidQuery(Messages.badK(k)) }
+        // At most every item can be returned; no buffer or candidate count is ever sized by the
+        // caller's k (the JVM core once died with OutOfMemoryError on k = 100,000,000).
+        let kept = min(k, count)
         let w = try scoringQuery(query)
         let eligible: ((Int) -> Bool)? = filter.isEmpty ? nil : { MetadataFilter.matches(self.items[$0], filter) }
         // Two stages (CoarseScan): the candidates, ascending, then only they get the Double score.
         let rowsToScore = useCoarseScan && count > 0
-            ? coarseScan.candidates(w, k: min(k, count), eligible: eligible)
+            ? coarseScan.candidates(w, k: kept, eligible: eligible)
             : (0..<count).filter { eligible?($0) ?? true }
         var hits = [(position: Int, score: Double)]()
         for i in rowsToScore {
@@ -242,7 +225,7 @@ public final class GalleryIndex {
             hits.append((i, s))
         }
         hits.sort { $0.score > $1.score || ($0.score == $1.score && $0.position < $1.position) }
-        return hits.prefix(k).map { SearchResult(position: $0.position, productId: productIds[$0.position], score: $0.score, item: items[$0.position]) }
+        return hits.prefix(kept).map { SearchResult(position: $0.position, productId: productIds[$0.position], score: $0.score, item: items[$0.position]) }
     }
 
     /// The `k` best distinct products, each scored by its best image (the hit's position), best
@@ -250,7 +233,9 @@ public final class GalleryIndex {
     /// rank by their first item in the item ranking, so the item search deepens until k appear.
     public func searchProducts(_ query: [Float], k: Int, filter: [String: Any] = [:]) throws -> [SearchResult] {
         guard k >= 1 else { throw DeepProductError.invalidQuery(Messages.badK(k)) }
-        var depth = max(4 * k, 16)
+        // No more products than items; and 4 * k would trap on overflow for a huge k.
+        let wanted = min(k, max(count, 1))
+        var depth = max(4 * wanted, 16)
         while true {
             let hits = try search(query, k: depth, filter: filter)
             var seen = Set<String>()

@@ -37,12 +37,10 @@ public struct ModelManifest {
         }
         let parsed: Any
         do {
-            parsed = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw DeepProductError.invalidManifest("\(source): not valid JSON (\(error.localizedDescription))")
-        }
-        if let depth = GalleryIndex.nestingDepth(parsed), depth > GalleryIndex.maxJSONDepth {
-            throw DeepProductError.invalidManifest("\(source): not valid JSON (nested deeper than \(GalleryIndex.maxJSONDepth) levels)")
+            // The one grammar of docs/json.md (not JSONSerialization's): same verdicts as every core.
+            parsed = try StrictJSON.parse(data)
+        } catch let error as StrictJSON.Failure {
+            throw DeepProductError.invalidManifest("\(source): not valid JSON (\(error.message))")
         }
         guard let raw = parsed as? [String: Any] else {
             throw fail("(top level)", "a model manifest is a JSON object")

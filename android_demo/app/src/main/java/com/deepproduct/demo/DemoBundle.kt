@@ -21,7 +21,8 @@ class DemoBundle(val manifest: ModelManifest, val tfliteAsset: String, val index
             // The manifest is checked against the schema the bundle ships (the exporter's own file).
             val schemaFile = descriptor["manifest_schema"] as? String ?: "manifest.schema.json"
             val manifest = ModelManifest.parse(
-                assets.open("$ROOT/$manifestFile").bufferedReader().use { it.readText() }, "$ROOT/$manifestFile",
+                // Bytes: the core decodes them strictly (a text reader would turn bad UTF-8 into U+FFFD).
+                assets.open("$ROOT/$manifestFile").use { it.readBytes() }, "$ROOT/$manifestFile",
                 assets.open("$ROOT/$schemaFile").bufferedReader().use { it.readText() })
             // "models": [{file, format, precision}] as written by dp-search bundle / deepproduct.sdk.bundle
             val model = (descriptor["models"] as? List<*>).orEmpty().filterIsInstance<Map<*, *>>()

@@ -288,6 +288,9 @@ public final class GalleryIndex {
         }
         float[] w = scoringQuery(query);
         int dim = header.dim;
+        // At most every item can be returned: TopK and CoarseScan size their buffers by k, so an
+        // unclamped k (say 100,000,000 on a 12-item index) would be an OutOfMemoryError.
+        k = Math.min(k, productIds.length);
         TopK top = new TopK(k);
         final Map<String, Object> f = filter != null && !filter.isEmpty() ? filter : null;
         if (useCoarseScan && productIds.length > 0) {
@@ -333,6 +336,7 @@ public final class GalleryIndex {
         if (k < 1) {
             throw new IllegalArgumentException("k must be at least 1, got " + k);
         }
+        k = Math.min(k, Math.max(productIds.length, 1));  // no more products than items; 4 * k cannot overflow
         int depth = Math.max(4 * k, 16);
         while (true) {
             List<SearchResult> hits = search(query, depth, filter);

@@ -1,18 +1,32 @@
 package com.deepproduct.core;
 
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.Charset;
+import java.nio.charset.CodingErrorAction;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * A small strict JSON reader (RFC 8259) for the manifest and the index's metadata block.
+ * The one strict JSON grammar (docs/json.md, grammar version 1) for the manifest and the index's
+ * metadata block, with the verdicts of sdk_python/jsonio.py and the other cores (pinned by the
+ * shared corpus tests/vectors/json/).
  *
  * <p>Why our own: the core must run on a plain JVM and on old Android without {@code org.json}
- * or a third-party dependency. Objects become {@link LinkedHashMap}, arrays {@link ArrayList},
- * integers {@link Long}, other numbers {@link Double}.
+ * or a third-party dependency, and every core must accept exactly the same documents: RFC 8259
+ * only; numbers must be finite doubles (no {@code 01}, {@code 1.}, {@code 1e400}, NaN or
+ * Infinity; {@code 1e-400} reads as 0); no lone surrogates, escaped or raw; no leading BOM;
+ * duplicate keys refused; nesting at most {@link #MAX_DEPTH}. Objects become
+ * {@link LinkedHashMap}, arrays {@link ArrayList}, integers {@link Long} (beyond a long:
+ * {@link Double}), other numbers {@link Double}.
  */
 public final class Json {
+    /** Version of the grammar in docs/json.md. */
+    public static final int GRAMMAR_VERSION = 1;
+    private static final Charset UTF8 = Charset.forName("UTF-8");
+
     private final String s;
     private int pos;
 
@@ -23,6 +37,9 @@ public final class Json {
     /** Parses one JSON value; trailing non-space text is an error. */
     public static Object parse(String text) {
         Json p = new Json(text);
+        if (text.length() > 0 && text.charAt(0) == '\uFEFF') {
+            throw p.error("starts with a byte-order mark (U+FEFF), which this grammar refuses");
+        }
         p.skipSpace();
         Object v = p.value();
         p.skipSpace();
@@ -30,6 +47,24 @@ public final class Json {
             throw p.error("unexpected text after the JSON value");
         }
         return v;
+    }
+
+    /**
+     * Parses UTF-8 bytes (decoded strictly: invalid UTF-8 is an error; a leading BOM is kept, and so
+     * refused). The form to use for a file, so that no decoder replaces bad bytes with U+FFFD.
+     */
+    public static Object parse(byte[] utf8) {
+        return parse(decodeUtf8(utf8));
+    }
+
+    /** Strict UTF-8 decoding; IllegalArgumentException ("invalid JSON: not valid UTF-8") otherwise. */
+    static String decodeUtf8(byte[] utf8) {
+        try {
+            return UTF8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(utf8)).toString();
+        } catch (CharacterCodingException e) {
+            throw new IllegalArgumentException("invalid JSON: not valid UTF-8");
+        }
     }
 
     /** Parses a JSON object (anything else is an error). */
@@ -205,7 +240,12 @@ public final class Json {
             if (peek() != '"') {
                 throw error("expected a string key");
             }
+            int keyAt = pos;
             String key = string();
+            if (m.containsKey(key)) {
+                pos = keyAt;
+                throw error("duplicate key \"" + (key.length() > 40 ? key.substring(0, 40) + "..." : key) + "\"");
+            }
             skipSpace();
             expect(':');
             skipSpace();
@@ -254,7 +294,15 @@ public final class Json {
                 throw error("control character in string");
             }
             if (c != '\\') {
+                if (Character.isLowSurrogate(c)
+                        || (Character.isHighSurrogate(c) && !(pos < s.length() && Character.isLowSurrogate(s.charAt(pos))))) {
+                    pos--;
+                    throw error("lone surrogate in a string");
+                }
                 sb.append(c);
+                if (Character.isHighSurrogate(c)) {
+                    sb.append(s.charAt(pos++));
+                }
                 continue;
             }
             char e = peek();
@@ -268,17 +316,24 @@ public final class Json {
                 case 'n': sb.append('\n'); break;
                 case 'r': sb.append('\r'); break;
                 case 't': sb.append('\t'); break;
-                case 'u':
-                    if (pos + 4 > s.length()) {
-                        throw error("short \\u escape");
-                    }
-                    try {
-                        sb.append((char) Integer.parseInt(s.substring(pos, pos + 4), 16));
-                    } catch (NumberFormatException ex) {
-                        throw error("bad \\u escape");
-                    }
+                case 'u': {
+                    char u = hex4(pos);
                     pos += 4;
+                    if (Character.isLowSurrogate(u)) {
+                        throw error("lone surrogate in a string");
+                    }
+                    if (Character.isHighSurrogate(u)) {
+                        // Only an escaped low surrogate may follow: together they are one character.
+                        if (!s.startsWith("\\u", pos) || !Character.isLowSurrogate(hex4(pos + 2))) {
+                            throw error("lone surrogate in a string");
+                        }
+                        sb.append(u);
+                        u = hex4(pos + 2);
+                        pos += 6;
+                    }
+                    sb.append(u);
                     break;
+                }
                 default:
                     pos--;
                     throw error("bad escape '\\" + e + "'");
@@ -286,22 +341,60 @@ public final class Json {
         }
     }
 
+    /** Four hex digits at {@code at} as a UTF-16 unit (no sign, unlike Integer.parseInt). */
+    private char hex4(int at) {
+        if (at + 4 > s.length()) {
+            throw error("bad \\u escape (four hex digits)");
+        }
+        int v = 0;
+        for (int i = at; i < at + 4; i++) {
+            int d = Character.digit(s.charAt(i), 16);
+            if (d < 0 || s.charAt(i) > 'f') {  // Character.digit also takes non-ASCII digits
+                throw error("bad \\u escape (four hex digits)");
+            }
+            v = v * 16 + d;
+        }
+        return (char) v;
+    }
+
+    private boolean digitAt(int at) {
+        return at < s.length() && s.charAt(at) >= '0' && s.charAt(at) <= '9';
+    }
+
+    /** Past ASCII digits; at least one is required. */
+    private void digits(String what) {
+        if (!digitAt(pos)) {
+            throw error("bad number: " + what + " needs a digit");
+        }
+        while (digitAt(pos)) {
+            pos++;
+        }
+    }
+
+    /** RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, and a finite double. */
     private Object number() {
         int start = pos;
         if (peek() == '-') {
             pos++;
         }
         boolean integral = true;
-        while (pos < s.length()) {
-            char c = s.charAt(pos);
-            if (c >= '0' && c <= '9') {
+        if (pos < s.length() && s.charAt(pos) == '0') {
+            pos++;  // a leading 0 stands alone: "01" ends the number at "0" (then fails as trailing text)
+        } else {
+            digits("the integer part");
+        }
+        if (pos < s.length() && s.charAt(pos) == '.') {
+            integral = false;
+            pos++;
+            digits("a fraction");
+        }
+        if (pos < s.length() && (s.charAt(pos) == 'e' || s.charAt(pos) == 'E')) {
+            integral = false;
+            pos++;
+            if (pos < s.length() && (s.charAt(pos) == '+' || s.charAt(pos) == '-')) {
                 pos++;
-            } else if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
-                integral = false;
-                pos++;
-            } else {
-                break;
             }
+            digits("an exponent");
         }
         String t = s.substring(start, pos);
         try {
@@ -314,7 +407,9 @@ public final class Json {
             }
             double d = Double.parseDouble(t);
             if (Double.isInfinite(d)) {
-                throw new NumberFormatException("out of range");
+                pos = start;
+                throw error("number " + (t.length() > 40 ? t.substring(0, 40) + "..." : t)
+                        + " is out of range (not a finite double)");
             }
             return d;
         } catch (NumberFormatException ex) {

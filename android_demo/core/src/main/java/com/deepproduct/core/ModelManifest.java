@@ -79,6 +79,20 @@ public final class ModelManifest {
      *
      * @param schemaJson the text of manifest.schema.json (there is no built-in copy)
      */
+    /**
+     * {@link #parse(String, String, String)} on the file's bytes, decoded strictly as UTF-8 (the
+     * form to use for a file: a reader that replaced bad bytes with U+FFFD would accept them).
+     */
+    public static ModelManifest parse(byte[] json, String source, String schemaJson) {
+        String text;
+        try {
+            text = Json.decodeUtf8(json);
+        } catch (IllegalArgumentException e) {
+            throw new ManifestException(source + ": not valid JSON (" + e.getMessage() + ")");
+        }
+        return parse(text, source, schemaJson);
+    }
+
     @SuppressWarnings("unchecked")
     public static ModelManifest parse(String json, String source, String schemaJson) {
         if (schemaJson == null) {

@@ -11,6 +11,7 @@ import org.junit.runner.Result;
 public final class AllTests {
     static final Class<?>[] CLASSES = {
         JsonTest.class,
+        JsonVectorsTest.class,
         PreprocessorTest.class,
         GalleryIndexTest.class,
         SearchVectorsTest.class,

@@ -77,7 +77,7 @@ public class HostileVectorsTest {
         int checked = 0;
         for (Map.Entry<String, Map<String, Object>> e : cases("manifest").entrySet()) {
             String source = "bad/" + e.getKey();
-            String text = new String(Vectors.bytes(source), "UTF-8");
+            byte[] text = Vectors.bytes(source);  // bytes: decoded strictly by the core
             Map<String, Object> want = e.getValue();
             if (Boolean.TRUE.equals(want.get("valid"))) {
                 assertEquals(16, ModelManifest.parse(text, source, schema).embeddingDim);

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from deepproduct.sdk.jsonio import loads as json_loads
+from deepproduct.sdk.model_manifest import resolve_inside
 from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image
 
 from .calibration import ImageSet
+from .errors import ExportError
 
 PARITY_DIR = "parity"
 IMAGES_DIR = "images"
@@ -51,8 +54,19 @@ def save(folder: Path, images: ImageSet, reference: np.ndarray) -> ParitySet:
 
 
 def load(folder: Path) -> ParitySet:
+    """The saved parity set; a missing or damaged one is one ``ExportError`` naming what to do."""
     root = folder / PARITY_DIR
-    meta = json.loads((root / SET_FILE).read_text(encoding="utf-8"))
-    images = ImageSet([root / n for n in meta["files"]], meta.get("product_ids"), meta.get("domains"),
-                      meta.get("source", ""))
-    return ParitySet(images, np.load(root / REFERENCE_FILE))
+    if not (root / SET_FILE).is_file() or not (root / REFERENCE_FILE).is_file():
+        raise ExportError(f"{folder}: no saved parity set ({PARITY_DIR}/{SET_FILE}); not a dp-export folder, "
+                          "or verify it on your own images with --images FOLDER_OR_MANIFEST")
+    try:
+        meta = json_loads((root / SET_FILE).read_bytes(), source=str(root / SET_FILE))
+        files = meta["files"]
+        if not isinstance(files, list) or not all(isinstance(n, str) for n in files):
+            raise ValueError("'files' must be a list of names")
+        images = ImageSet([resolve_inside(root, n, "parity image") for n in files], meta.get("product_ids"),
+                          meta.get("domains"), meta.get("source", ""))
+        reference = np.load(root / REFERENCE_FILE, allow_pickle=False)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"{root}: damaged parity set ({exc})") from exc
+    return ParitySet(images, reference)

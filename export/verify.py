@@ -172,6 +172,8 @@ def verify_folder(folder: Path, say: Say, images: ImageSet | None = None, client
 
     manifest = load_model_manifest(folder)
     raw = manifest.raw
+    # The parity set first: without one (and without --images) nothing can be verified, say so at once
+    pset = ps.load(folder) if images is None else None
     problems: list[str] = []
     try:
         validate(raw)
@@ -200,8 +202,6 @@ def verify_folder(folder: Path, say: Say, images: ImageSet | None = None, client
             problems += structure_problems(folder / a.file, a.format, info.embedding_space_id)
     if images is not None:
         pset = ps.ParitySet(images, _reference_from_onnx(folder, manifest, images))
-    else:
-        pset = ps.load(folder)
     with tempfile.TemporaryDirectory(prefix="dp-verify-") as tmp:
         report = measure(folder, artefacts, pset, manifest.preprocessing, say, clients, Path(tmp))
     report.problems = problems + report.problems

@@ -170,7 +170,8 @@ def parse_metadata(raw: bytes, count: int, path: Path | str | None = None) -> di
         raise IndexFileError(path, f"metadata has {len(doc['items'])} items but the header says {count}")
     if not all(isinstance(item, dict) for item in doc["items"]):
         raise IndexFileError(path, "every metadata item must be a JSON object")
-    doc.setdefault("index", {})
+    if not isinstance(doc.get("index"), dict):  # null or a scalar: no index info (as the JS, JVM and Swift cores read it)
+        doc["index"] = {}
     return doc
 
 

@@ -13,11 +13,17 @@ from pathlib import Path
 
 import click
 
-from deepproduct.sdk.cli_boundary import boundary
+from deepproduct.sdk.cli_boundary import boundary, terminal_safe
 from deepproduct.sdk.dataset_manifest import DOMAINS, SPLITS, DatasetManifestError, read_dataset_manifest
 from deepproduct.sdk.fileio import atomic_path
 from deepproduct.sdk.locking import ordinary_file_mode
-from deepproduct.sdk.output_policy import OutputRefused, check_file_output, check_inputs, png_info
+from deepproduct.sdk.output_policy import (
+    OutputRefused,
+    check_file_output,
+    check_folder_output,
+    png_info,
+    write_marker,
+)
 
 OUT_CSV = click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
                        help="Manifest CSV to write (image paths are stored relative to its folder).")
@@ -42,6 +48,14 @@ def _run_adapter(fn, *args, out: Path, inputs: list[Path], **kwargs) -> None:
     list, an image folder's file) -- it may sit beside the images it lists."""
     check_file_output(out, inputs, what="manifest (--out)", kind="csv-manifest")
     _report(fn(*args, out, **kwargs))
+
+
+def _claim_folder(out: Path, inputs: list) -> None:
+    """A generator's --out under the output policy: missing, empty, or a folder dp-data marked (a
+    rerun regenerates it: the generators are deterministic by seed); then marked as ours."""
+    check_folder_output(out, inputs, overwrite=True, what="--out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "dp-data", "generated-dataset")
 
 
 def _generator_options(params_file: str, products: int, products_help: str):
@@ -80,7 +94,7 @@ def synth(out: Path, products: int, seed: int, test_fraction: float, distractors
     from deepproduct.training.data.synth import generate_synthetic_dataset
 
     start = time.perf_counter()
-    check_inputs(out, [], "--out")
+    _claim_folder(out, [])
     try:
         path = generate_synthetic_dataset(out, n_products=products, seed=seed, test_fraction=test_fraction,
                                           n_distractors=distractors, image_size=image_size, workers=workers,
@@ -108,7 +122,7 @@ def transfer(out: Path, products: int, seed: int, source_names: str | None, fold
     from deepproduct.training.data.transfer import SourceSet, generate_transfer_dataset
 
     start = time.perf_counter()
-    check_inputs(out, [train_manifest, *folders], "--out")
+    _claim_folder(out, [train_manifest, *folders])
     try:
         names = None if source_names is None else [n.strip() for n in source_names.split(",") if n.strip()]
         sources = SourceSet.resolve(names, folders)
@@ -197,7 +211,7 @@ def stats(csv_path: Path, top: int) -> None:
         counts = Counter(v or "(unknown)" for v in per_product.values())
         shown = ", ".join(f"{v} {c}" for v, c in counts.most_common(top))
         more = f", ... ({len(counts) - top} more values)" if len(counts) > top else ""
-        click.echo(f"attr {name} ({len(counts)} values, per product): {shown}{more}")
+        click.echo(terminal_safe(f"attr {name} ({len(counts)} values, per product): {shown}{more}"))
 
 
 #: The preview sheet's bounds: at most this many products (rows) and images per row, cells at most

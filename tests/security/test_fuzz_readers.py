@@ -206,3 +206,52 @@ def test_fuzz_image_decoder(data):
         assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
     x = preprocess_image(data, SPEC, "NCHW")
     assert x.shape == (1, 3, 32, 32) and np.isfinite(x).all()
+
+
+# ----------------------------------------------------------------------------- dataset manifest CSV
+_cells = st.sampled_from(["", "a.png", "p1", "shop", "user", "train", "test", "x;y", '"q"', "a\nb", "\x00",
+                          "=HYPERLINK(\"http://x\")", "../../etc/passwd", "/abs.png", "é", "\ufeff", "z" * 140_000])
+_headers = st.sampled_from(["path,product_id,domain,split,tags", "path,product_id,domain,split,tags,attr_colour",
+                            "path,product_id", "", "\ufeffpath,product_id,domain,split,tags", "a,b,c,d,e"])
+
+
+@settings(BUDGET, max_examples=200)
+@given(_headers, st.lists(st.lists(_cells, min_size=0, max_size=7), max_size=6),
+       st.sampled_from([",", ";", "\t"]))
+def test_fuzz_dataset_manifest_reader(header, rows, sep):
+    """Any CSV: a manifest, or one ``DatasetManifestError`` line naming the file; never another exception."""
+    from deepproduct.sdk.dataset_manifest import DatasetManifestError, read_dataset_manifest
+
+    text = header + "\n" + "\n".join(sep.join(r) for r in rows) + "\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.csv"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        try:
+            m = read_dataset_manifest(path)
+        except DatasetManifestError as exc:
+            assert str(exc).startswith(f"{path}") and "\n" not in str(exc).strip(), str(exc)
+            return
+        assert all(r.product_id for r in m.rows)
+
+
+# ----------------------------------------------------------------------------- training config
+_yaml_values = st.sampled_from(["1", "true", "null", "-1", "1e400", ".nan", "[1, 2", "{a: 1}", "&a [1]", "*a",
+                                "'x'", "[[[[[[[[[[[[1]]]]]]]]]]]]", "!!python/object:os.system x", "0x10", "~"])
+_keys = st.sampled_from(["optim.epochs", "optim.lr", "model.pretrained", "model.embedding_dim", "data.image_size",
+                         "losses.0.name", "seed", "name", "model.options.x", "nope.key", "optim", "losses.9.name"])
+
+
+@settings(BUDGET, max_examples=200)
+@given(st.lists(st.tuples(_keys, _yaml_values), max_size=4), st.sampled_from(["", "optim: {lr: 0.1}\n",
+                                                                              "a: &x [1]\nb: *x\n", "- 1\n", ": :\n"]))
+def test_fuzz_training_config(overrides, file_text):
+    """Any YAML file and overrides: a config, or one ``ConfigError``; never a traceback's exception."""
+    from deepproduct.training.config import ConfigError, load_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.yaml"
+        path.write_text(file_text, encoding="utf-8")
+        try:
+            load_config(path, [f"{k}={v}" for k, v in overrides])
+        except ConfigError as exc:
+            assert "\n" not in str(exc).strip(), str(exc)

@@ -135,6 +135,12 @@ def index_cases(float32: bytes, int8: bytes) -> dict[str, tuple[bytes, dict]]:
     struct.pack_into("<f", raw, vec_off + 4 * (5 * 16 + 2), float("nan"))
     bad("nan_vector.dpindex", _fix_crcs(raw), "IndexFileError", "vector 5 contains NaN or infinity")
 
+    raw = bytearray(float32)  # finite but 2x too long: such a row scores above 1 (1e30 gave inf)
+    row = vec_off + 4 * 16 * 7
+    values = struct.unpack_from("<16f", raw, row)
+    struct.pack_into("<16f", raw, row, *(2.0 * v for v in values))
+    bad("non_unit_vector.dpindex", _fix_crcs(raw), "IndexFileError", "vector 7 is not unit length")
+
     raw = bytearray(int8)
     sc_off, _ = _section(raw, "scales")
     struct.pack_into("<f", raw, sc_off, 1e38)

@@ -10,6 +10,9 @@ import { CoarseScan } from './coarse.mjs';
 import { matchesFilter } from './filter.mjs';
 import { parseJson } from './json.mjs';
 
+/** float32 rows are written unit length; a row further than this from 1 was not (Python: UNIT_NORM_TOLERANCE). */
+const UNIT_NORM_TOLERANCE = 1e-3;
+
 export const MAGIC = new Uint8Array([0x44, 0x50, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x00]); // DPINDEX\0
 export const TRAILER_MAGIC = new Uint8Array([0x44, 0x50, 0x49, 0x45]); // DPIE
 export const FORMAT_VERSION = 1;
@@ -183,6 +186,16 @@ export function readIndex(data, { source = null, verify = true } = {}) {
   if (verify && header.storage === 'float32') {
     const bad = vectors.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) throw new IndexFileError(source, `vector ${Math.floor(bad / header.dim)} contains NaN or infinity`);
+    // Rows are stored unit length (docs/index-format.md): a longer row would score above 1.
+    for (let r = 0; r < header.count; r++) {
+      let sq = 0;
+      for (let j = r * header.dim; j < (r + 1) * header.dim; j++) sq += vectors[j] * vectors[j];
+      const norm = Math.sqrt(sq);
+      if (Math.abs(norm - 1) > UNIT_NORM_TOLERANCE) {
+        throw new IndexFileError(source, `vector ${r} is not unit length (norm ${norm.toPrecision(6)}); `
+          + 'float32 rows are stored normalised');
+      }
+    }
   }
   const doc = parseMetadata(metaBytes, header.count, source);
   return new GalleryIndex({ header, source, spaceId, scales, ids, items: doc.items, info: doc.index ?? {}, vectors });

@@ -91,6 +91,18 @@ public final class GalleryIndex {
             if verify, let bad = rows.firstIndex(where: { !$0.isFinite }) {
                 throw DeepProductError.indexFile(source: source, problem: "vector \(bad / h.dim) contains NaN or infinity")
             }
+            // Rows are stored unit length (docs/index-format.md): a longer row would score above 1.
+            if verify {
+                for r in 0..<h.count {
+                    var sq = 0.0
+                    for j in (r * h.dim)..<((r + 1) * h.dim) { sq += Double(rows[j]) * Double(rows[j]) }
+                    let norm = sq.squareRoot()
+                    if abs(norm - 1.0) > 1e-3 {
+                        throw DeepProductError.indexFile(source: source,
+                                                         problem: "vector \(r) is not unit length (norm \(norm)); float32 rows are stored normalised")
+                    }
+                }
+            }
         } else {
             for j in 0..<n {
                 rows[j] = Float(Int8(bitPattern: bytes[v.offset + j]))

@@ -126,6 +126,19 @@ public final class GalleryIndex {
                     throw new IndexFileException(source, "vector " + (i / h.dim) + " contains NaN or infinity");
                 }
             }
+            // Rows are stored unit length (docs/index-format.md): a longer row would score above 1.
+            for (int r = 0; r < count; r++) {
+                double sq = 0;
+                for (int j = r * h.dim; j < (r + 1) * h.dim; j++) {
+                    double v = all.get(j);
+                    sq += v * v;
+                }
+                double norm = Math.sqrt(sq);
+                if (Math.abs(norm - 1.0) > 1e-3) {
+                    throw new IndexFileException(source, "vector " + r + " is not unit length (norm "
+                            + String.format(java.util.Locale.ROOT, "%.6g", norm) + "); float32 rows are stored normalised");
+                }
+            }
         }
         Map<String, Object> doc = parseMetadata(metadata, count, source);
         @SuppressWarnings("unchecked")

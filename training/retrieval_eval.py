@@ -18,21 +18,35 @@ RECALL_KS = (1, 5, 10, 20)
 
 
 @torch.no_grad()
-def embed_items(model: EmbeddingNet, dataset: EvalImages, device: torch.device, batch_size: int = 64,
-                off_the_shelf: bool = False, progress: bool = True, desc: str = "embed") -> np.ndarray:
-    """Embeddings of every item; ``off_the_shelf`` uses the backbone's pooled features instead of the head."""
+def embed_dataset(model: EmbeddingNet, dataset: EvalImages, device: torch.device, batch_size: int = 64,
+                  progress: bool = False, desc: str = "embed") -> tuple[np.ndarray, np.ndarray]:
+    """The one training-side embedding path: ``(model(x), unit pooled features)`` of every item.
+
+    The head embedding is the model's own ``forward`` -- the graph ``dp-export`` traces, so what the
+    held-out evaluation, the transfer evaluation and the SDK score is the same function of the same
+    preprocessed tensor (docs/transfer-benchmark.md). The pooled features come from the same pass
+    when the model is a plain EmbeddingNet (its forward is ``pooled_features`` then the head).
+    """
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    out = []
+    plain = type(model).forward is EmbeddingNet.forward
+    heads, pooled_all = [], []
     for x, _, _ in progress_bar(loader, desc=desc, disable=not progress, leave=False):
         x = x.to(device)
-        if off_the_shelf:
-            _, pooled = model.pooled_features(x)
-            emb = l2_normalise(pooled)
-        else:
-            emb = model(x)
-        out.append(emb.float().cpu().numpy())
-    return np.concatenate(out, axis=0) if out else np.zeros((0, model.embedding_dim), np.float32)
+        _, pooled = model.pooled_features(x)
+        head = l2_normalise(model.embed(model.head_input(pooled))) if plain else model(x)  # = forward(x)
+        heads.append(head.float().cpu().numpy())
+        pooled_all.append(l2_normalise(pooled).float().cpu().numpy())
+    if not heads:
+        return np.zeros((0, model.embedding_dim), np.float32), np.zeros((0, 0), np.float32)
+    return np.concatenate(heads), np.concatenate(pooled_all)
+
+
+def embed_items(model: EmbeddingNet, dataset: EvalImages, device: torch.device, batch_size: int = 64,
+                off_the_shelf: bool = False, progress: bool = True, desc: str = "embed") -> np.ndarray:
+    """Embeddings of every item (:func:`embed_dataset`); ``off_the_shelf``: the unit pooled features."""
+    head, pooled = embed_dataset(model, dataset, device, batch_size, progress, desc)
+    return pooled if off_the_shelf else head
 
 
 def evaluate_retrieval(model: EmbeddingNet, manifest: DatasetManifest, image_size: int, device: torch.device,

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from deepproduct.sdk.dataset_manifest import DatasetManifest, DatasetManifestError, read_dataset_manifest
 
 from .data.product_dataset import DataError, EvalImages, check_images_exist, items_for_split
 from .evaluation import recall_at_k
 from .models import EmbeddingNet
-from .models.pooling import l2_normalise
+from .retrieval_eval import embed_dataset
 
 TRANSFER_KS = (1, 5, 10)
 PREFIX = "transfer/"
@@ -63,19 +62,12 @@ class TransferEval:
         self.labels = np.array([it.label for it in items])
         self.is_query = np.array([it.domain == 1 for it in items])
 
-    @torch.no_grad()
     def embed(self, model: EmbeddingNet, device: torch.device, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """Head embeddings and L2-normalised pooled features, from one backbone pass per image."""
-        model.eval()  # like every evaluation; the training loop sets train mode again per epoch
-        head_from_pooled = type(model).forward is EmbeddingNet.forward  # else the model's own forward
-        heads, pooled_all = [], []
-        for x, _, _ in DataLoader(self.images, batch_size=batch_size, shuffle=False, num_workers=0):
-            x = x.to(device)
-            _, pooled = model.pooled_features(x)
-            head = l2_normalise(model.embed(pooled)) if head_from_pooled else model(x)
-            heads.append(head.float().cpu().numpy())
-            pooled_all.append(l2_normalise(pooled).float().cpu().numpy())
-        return np.concatenate(heads), np.concatenate(pooled_all)
+        """Head embeddings and unit pooled features through the one embedding path
+        (:func:`retrieval_eval.embed_dataset`: the exported graph's ``forward``). It used to apply the
+        head to the raw pooled features, skipping ``head_input`` -- 2.1 points off the SDK's figure
+        for a ``normalise_pooled`` model."""
+        return embed_dataset(model, self.images, device, batch_size)
 
     def __call__(self, model: EmbeddingNet, device: torch.device, batch_size: int = 64) -> dict[str, float]:
         """``transfer/recall@K`` (head) and ``transfer/pooled/recall@K`` (pooled features), plus the

@@ -118,3 +118,54 @@ def test_training_report_shows_transfer_table_and_curves(tmp_path):
         for k in [k for k in r if k.startswith("transfer/")]:
             del r[k]
     assert "Transfer set" not in training_section(plain, None, "p.png")
+
+
+def test_training_side_transfer_recall_equals_the_sdk_on_the_exported_model(tmp_path, tiny_manifest):
+    """One embedding path (issue 20): the trainer's transfer Recall@1 and the SDK's, through the exported
+    ONNX graph, on the same checkpoint and set, agree to 4 decimals -- for a ``normalise_pooled`` model,
+    where the old transfer evaluator skipped ``head_input`` and disagreed."""
+    import torch
+    from click.testing import CliRunner
+    from support.export import legacy_onnx_export
+
+    from deepproduct.export.manifest import minimal_manifest, write_manifest
+    from deepproduct.sdk.cli import main as dp_search
+    from deepproduct.sdk.dataset_manifest import read_dataset_manifest
+    from deepproduct.sdk.model_manifest import sha256_file
+    from deepproduct.training.models import build_embedding_net
+    from deepproduct.training.transfer_eval import TransferEval
+
+    torch.manual_seed(3)
+    model = build_embedding_net("tiny_cnn", 16, pretrained=False, normalise_pooled=True).eval()
+    with torch.no_grad():  # a head that is far from scale-invariant, so skipping head_input would show
+        model.embed.bias.normal_(0, 2.0)
+    size = model.input_size
+    folder = tmp_path / "export"
+    folder.mkdir()
+    onnx_path = legacy_onnx_export(model, folder / "model.onnx", size, batch=2)
+    mean, std = model.normalisation
+    write_manifest(folder, minimal_manifest([("model.onnx", "onnx", "fp32")], embedding_dim=16, input_size=size,
+                                            mean=tuple(mean), std=tuple(std),
+                                            embedding_space_id=sha256_file(onnx_path)))
+    train = tmp_path / "train.csv"  # a training split disjoint from the transfer set
+    train.write_text("path,product_id,domain,split,tags\nx.png,elsewhere,shop,train,\n")
+    ev = TransferEval(tiny_manifest, size, read_dataset_manifest(train))
+    trainer_side = ev(model, torch.device("cpu"))["transfer/recall@1"]
+
+    index = tmp_path / "t.dpindex"
+    run = CliRunner().invoke
+    r = run(dp_search, ["build", "--model", str(folder), "--images", str(tiny_manifest), "--split", "test",
+                        "--domain", "shop", "--out", str(index), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    r = run(dp_search, ["evaluate", "--index", str(index), "--model", str(folder), "--queries", str(tiny_manifest),
+                        "--json", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    sdk_side = json.loads(r.stdout)["recall@1"]
+    assert round(trainer_side, 4) == round(sdk_side, 4), (trainer_side, sdk_side)
+    # ... because the vectors are the same (Recall@1 alone can coincide by luck on 12 products)
+    from deepproduct.sdk.embedders import load_embedder
+
+    head, _ = ev.embed(model, torch.device("cpu"))
+    paths = [it.path for it in ev.images.items]
+    sdk_vectors = load_embedder(folder).embed_report(paths, progress=False).embeddings
+    assert np.abs(head - sdk_vectors).max() < 1e-4

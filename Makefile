@@ -10,7 +10,7 @@ DEMO ?= runs/demo
 SEED ?= 0
 PRODUCTS ?= 400
 
-.PHONY: setup transfer-sources demo demo-stages test test-fast test-sdk-alone lint test-python test-android test-ios test-web clean
+.PHONY: setup transfer-sources demo demo-stages test test-fast test-sdk-alone lint test-python test-android test-ios test-web clean gpu-bundle
 
 setup: $(STAMP)
 	@# Isolated environments for the TFLite Task Library (protobuf<4) and MediaPipe clients
@@ -56,8 +56,8 @@ demo-stages:
 	@# robust contrastive + distillation with its trained head, is the comparison row.
 	@echo "== 2/5 training: off-the-shelf, contrastive + PCA head (default), robust contrastive + multitask"
 	$(BIN)/dp-train --config configs/demo.yaml --eval-only --off-the-shelf --quiet name=offtheshelf seed=$(SEED) $(DEMO_TRAIN)
-	$(BIN)/dp-train --config configs/demo.yaml seed=$(SEED) $(DEMO_TRAIN)
-	$(BIN)/dp-train --config configs/demo_robust_multitask.yaml seed=$(SEED) $(DEMO_TRAIN)
+	$(BIN)/dp-train --config configs/demo.yaml --overwrite seed=$(SEED) $(DEMO_TRAIN)
+	$(BIN)/dp-train --config configs/demo_robust_multitask.yaml --overwrite seed=$(SEED) $(DEMO_TRAIN)
 	$(BIN)/python -m deepproduct.training.report --out $(DEMO)/report/10-training.md \
 	  --baseline $(DEMO)/train/offtheshelf/eval.json \
 	  --run "classical contrastive + PCA head (default)=$(DEMO)/train/contrastive_pca" \
@@ -126,6 +126,21 @@ test-web: setup
 	bash web_demo/run_tests.sh
 
 test: lint test-python test-android test-ios test-web
+
+# The GPU check's carry folder (benchmarks/gpu/run_gpu_check.sh, docs/benchmarks.md "GPU check"):
+# wheels of what the GPU machine lacks, at constraints.txt's pins, for CPython 3.12 manylinux x86_64,
+# plus the project's own wheel; fails when it will not install there or the working tree and it
+# exceed the 64 MiB carry limit. GPU_BUNDLE_LITE: EfficientNet-Lite variants whose weights to carry.
+GPU_BUNDLE ?= .gpu-bundle
+GPU_BUNDLE_LITE ?= 0
+gpu-bundle: $(STAMP)
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w $(GPU_BUNDLE) .
+	$(BIN)/python -m benchmarks.gpu.bundle pins --constraints constraints.txt --lite "$(GPU_BUNDLE_LITE)" > $(GPU_BUNDLE)/requirements.txt
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  $$($(BIN)/python -m benchmarks.gpu.bundle platforms | sed 's/^/--platform /') \
+	  -d $(GPU_BUNDLE) -r $(GPU_BUNDLE)/requirements.txt
+	$(BIN)/python -m benchmarks.gpu.bundle check $(GPU_BUNDLE) --repo .
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -207,6 +207,10 @@ class Trainer:
             self.forward = nn.parallel.DistributedDataParallel(
                 self.forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.use_amp = cfg.amp and self.device.type == "cuda"
+        # bf16 where the GPU has it (no overflow, no scaler needed); else fp16 with a GradScaler, so
+        # small gradients do not underflow to zero (tests/gpu/test_gpu_amp.py checks both against fp32).
+        self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         if cfg.channels_last and self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
         self.imagenet_iter = None
@@ -270,7 +274,7 @@ class Trainer:
         parts: dict[str, float] = {}
         # False only in a loss's own-training phase (DAML's generator-only epochs): no model update.
         update = all(loss.updates_model for _, loss in self.losses)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp), \
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp), \
                 torch.set_grad_enabled(update):
             emb, logits, pooled = self.forward(x, labels, domains)
             total = torch.zeros((), device=self.device)
@@ -305,11 +309,13 @@ class Trainer:
         if not update:
             return parts
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        self.scaler.scale(total).backward()  # the scaler is a no-op unless fp16 AMP is on
         if self.cfg.optim.grad_clip:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(
                 [p for g in self.optimizer.param_groups for p in g["params"]], self.cfg.optim.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         return parts
 
     def _set_train_mode(self) -> None:

@@ -151,7 +151,7 @@ def export_coreml(model: torch.nn.Module, info: ModelInfo, precisions: list[str]
     sensitivity summary.
     """
     from . import coreml_sensitivity
-    from .variants import COSINE_THRESHOLDS
+    from .thresholds import COSINE_THRESHOLDS
 
     written: dict[str, Path] = {}
     selection: dict[str, dict] = {}

@@ -47,7 +47,8 @@ from .model_info import ModelInfo
 from .quiet import quiet
 from .recall_gate import rule_record as gate_rule
 from .report import render as render_report
-from .variants import COSINE_THRESHOLDS, MAX_RECALL_DROP_POINTS, Variant, plan_variants
+from .thresholds import COSINE_THRESHOLDS, MAX_RECALL_DROP_POINTS
+from .variants import Variant, plan_variants
 from .verify import ArtefactSpec, measure, report_dict
 from .workspace import export_workspace
 

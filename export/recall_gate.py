@@ -27,8 +27,8 @@ import numpy as np
 
 from deepproduct.sdk.metrics import hits_at_k
 
-#: Allowed Recall@1 drop of a quantised artefact against fp32, in points.
-MARGIN_POINTS = 2.0
+from .thresholds import MARGIN_POINTS  # the policy lives in thresholds.py (a leaf)
+
 #: One-sided significance level: at most this false-alarm rate at a true drop of exactly the margin.
 ALPHA = 0.05
 #: Queries below which the gate is flagged as underpowered (docs/export.md: with 6% of the queries

@@ -29,24 +29,13 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 from .formats import EXPORTERS
-from .recall_gate import MARGIN_POINTS
+from .thresholds import COSINE_THRESHOLDS
 
 #: The formats of the exporter table (export/exporters.py), in its order; each row declares its
 #: file suffix, layout and which precision every ``--quantize`` token means for it.
 FORMATS = tuple(EXPORTERS)
 QUANTIZATIONS = ("none", "fp32", "fp16", "int8", "palette")
 
-#: Mean-cosine thresholds against PyTorch, per (format, precision); see docs/export.md.
-COSINE_THRESHOLDS: dict[tuple[str, str], float] = {
-    ("onnx", "fp32"): 0.9999, ("onnx", "fp16"): 0.9999, ("onnx", "int8"): 0.98,
-    ("tflite", "fp32"): 0.9999, ("tflite", "int8"): 0.98,
-    ("coreml", "fp32"): 0.99999, ("coreml", "fp16"): 0.9999, ("coreml", "int8"): 0.999,
-    ("coreml", "palette6"): 0.99,
-    ("executorch", "fp32"): 0.9999, ("executorch", "int8"): 0.99, ("executorch-coreml", "fp16"): 0.9999,
-}
-#: Quantised artefacts may lose at most this many Recall@1 points against the fp32 artefact, as
-#: judged by the paired test of recall_gate.py (a supported drop, not a noisy difference).
-MAX_RECALL_DROP_POINTS = MARGIN_POINTS
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .runtimes import (
     run_onnx,
     run_tflite,
 )
-from .variants import COSINE_THRESHOLDS, MAX_RECALL_DROP_POINTS
+from .thresholds import COSINE_THRESHOLDS, MAX_RECALL_DROP_POINTS
 
 Say = Callable[[str], None]
 

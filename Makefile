@@ -15,7 +15,7 @@ PRODUCTS ?= 400
 setup: $(STAMP)
 	@# Isolated environments for the TFLite Task Library (protobuf<4) and MediaPipe clients
 	@# (idempotent: a quick check when they are up to date).
-	bash export/setup_client_envs.sh
+	bash export/tflite/setup_client_envs.sh
 	@$(MAKE) --no-print-directory transfer-sources
 
 # Debian packages whose photographs `dp-data transfer` builds the real-image transfer benchmark

@@ -213,7 +213,7 @@ def _run_stages(stages: _Stages, tmp: Path, scratch: Path, opts: ExportOptions, 
     for v in variants:
         by_format.setdefault(v.format, []).append(v)
     job = ExportJob(model=model, info=info, out=tmp, scratch=scratch, calib=calib, stages=stages)
-    for fmt, vs in by_format.items():  # the exporter table: one row per format (exporters.py)
+    for fmt, vs in by_format.items():  # the exporter table: one row per format (formats.py)
         exporter = EXPORTERS.get(fmt)
         facts = exporter.export(job, vs)
         for v in vs:
@@ -256,7 +256,7 @@ def _dedupe_warnings(items: list[str]) -> list[str]:
 
 def _build_manifest(info: ModelInfo, opts: ExportOptions, written: list[Variant], extra: dict,
                     report, stages: _Stages, skipped: list[str], pset: ps.ParitySet) -> dict:
-    from .side_envs import MEDIAPIPE, TFLITE_SUPPORT
+    from .tflite.side_envs import MEDIAPIPE, TFLITE_SUPPORT
 
     parity = report_dict(report)
     artefacts = []

@@ -2,7 +2,7 @@
 
 - ONNX: onnxruntime (CPU execution provider), NCHW batch.
 - TFLite: the ``ai-edge-litert`` interpreter (XNNPACK), one NHWC image at a time.
-- Core ML: our MIL evaluator on Linux (see mil_evaluator.py); on macOS also Core ML's own
+- Core ML: our MIL evaluator on Linux (see coreml/mil_evaluator.py); on macOS also Core ML's own
   ``predict`` on 8-bit RGB images.
 All take float32 NCHW RGB [0, 1] arrays from :func:`preprocess_image` and return the embeddings.
 """
@@ -46,7 +46,7 @@ def run_tflite(path: Path, images_nhwc: np.ndarray, threads: int = 1) -> np.ndar
 
 
 def run_coreml_mil(path: Path, images_nchw: np.ndarray) -> np.ndarray:
-    from .mil_evaluator import MILProgram
+    from .coreml.mil_evaluator import MILProgram
 
     return MILProgram(path).embed_images(images_nchw)
 

@@ -14,7 +14,7 @@ int8       int8 (QDQ)   int8 (PT2E)  int8 linear weights, fp16 compute
 palette    --           --           6-bit palettised weights, fp16 compute
 =========  ===========  ===========  =======================================
 
-ExecuTorch (``.pte``, executorch_export.py): ``executorch`` is the XNNPACK delegate, ``none`` /
+ExecuTorch (``.pte``, executorch/exporter.py): ``executorch`` is the XNNPACK delegate, ``none`` /
 ``fp32`` -> fp32 and ``int8`` -> int8 (PT2E, XNNPACKQuantizer); ``executorch-coreml`` is the Core
 ML delegate, ``none`` / ``fp16`` -> fp16 compute.
 

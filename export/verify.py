@@ -138,7 +138,7 @@ def measure(folder: Path, artefacts: list[ArtefactSpec], pset: ps.ParitySet, spe
             if coreml_predict_available():
                 runs.append(("coreml predict (macOS)", lambda p=path, x=images: run_coreml_predict(p, x)))
         elif a.format.startswith("executorch"):
-            from .executorch_export import parity_runs
+            from .executorch.exporter import parity_runs
 
             runs += parity_runs(a.format, path, images)  # Core ML .pte off Apple: none (structural only)
         report.results[a.key] = []
@@ -155,7 +155,7 @@ def measure(folder: Path, artefacts: list[ArtefactSpec], pset: ps.ParitySet, spe
                       set_recall, max_drop)
             report.results[a.key].append(r)
         if a.format == "tflite" and clients:
-            from .client_checks import check_clients
+            from .tflite.client_checks import check_clients
 
             say(f"  clients {a.key}: Task Library + MediaPipe ImageEmbedder")
             work = workdir or Path(tempfile.mkdtemp(prefix="dp-clients-"))
@@ -188,7 +188,7 @@ def verify_folder(folder: Path, say: Say, images: ImageSet | None = None, client
     info = _info_from_manifest(raw)
     for a in artefacts:
         if a.format == "coreml":
-            from .coreml_checks import check_package
+            from .coreml.checks import check_package
 
             say(f"checking Core ML structure of {a.file}")
             try:
@@ -196,7 +196,7 @@ def verify_folder(folder: Path, say: Say, images: ImageSet | None = None, client
             except AssertionError as exc:
                 problems.append(str(exc))
         elif a.format.startswith("executorch"):
-            from .executorch_export import structure_problems
+            from .executorch.exporter import structure_problems
 
             say(f"checking ExecuTorch program structure of {a.file}")
             problems += structure_problems(folder / a.file, a.format, info.embedding_space_id)

@@ -14,7 +14,7 @@ from support.export import legacy_onnx_export, model_info_of
 
 from deepproduct.benchmarks.cli import main as dp_bench
 from deepproduct.benchmarks.int8_budget import _embed, activation_groups, budget_models
-from deepproduct.export.onnx_quantize import quantize_int8
+from deepproduct.export.onnx.quantize import quantize_int8
 from deepproduct.training.models import build_embedding_net
 
 

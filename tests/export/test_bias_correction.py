@@ -11,7 +11,7 @@ from torch import nn
 
 from deepproduct.export.bias_correction import ChannelMeans, apply_bias_shifts, weight_error_shift
 from deepproduct.export.model_info import ModelInfo
-from deepproduct.export.onnx_quantize import quantize_int8
+from deepproduct.export.onnx.quantize import quantize_int8
 from deepproduct.export.runtimes import run_onnx
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 from deepproduct.training.checkpoint import embedding_space_id
@@ -107,7 +107,7 @@ def test_apply_bias_shifts_replaces_tensors_and_names_a_missing_bias():
 
 def test_tflite_correction_cuts_the_systematic_error(tmp_path):
     from deepproduct.export.runtimes import nchw_to_nhwc, run_tflite
-    from deepproduct.export.tflite_export import export_tflite_int8
+    from deepproduct.export.tflite.convert import export_tflite_int8
 
     model, _, _, size = _tiny(tmp_path)
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ from PIL import Image
 from support.export import model_info_of
 
 from deepproduct.export.errors import ExportError
-from deepproduct.export.executorch_export import structure_problems
+from deepproduct.export.executorch.exporter import structure_problems
 from deepproduct.export.manifest import minimal_manifest, write_manifest
 from deepproduct.sdk.bundle import BundleError, write_bundle
 from deepproduct.sdk.embedders import load_embedder
@@ -20,7 +20,7 @@ from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image
 from deepproduct.training.models import build_embedding_net
 
 pytest.importorskip("executorch", reason="the executorch extra (make setup installs it)")
-from deepproduct.export import executorch_lower as el  # noqa: E402
+from deepproduct.export.executorch import lower as el  # noqa: E402
 
 
 def _tiny(pooling: str = "avg", seed: int = 0):

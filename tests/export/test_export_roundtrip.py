@@ -2,7 +2,7 @@
 clients, Core ML structure and MIL-evaluator numerics, the manifest, and dp-export verify.
 
 One export (tiny_cnn, every format and precision) is shared by the whole module; it takes about a
-minute on two cores. Needs the side virtualenvs (bash export/setup_client_envs.sh).
+minute on two cores. Needs the side virtualenvs (bash export/tflite/setup_client_envs.sh).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 
 from deepproduct.export.cli import main
-from deepproduct.export.side_envs import MEDIAPIPE, TFLITE_SUPPORT
+from deepproduct.export.tflite.side_envs import MEDIAPIPE, TFLITE_SUPPORT
 from deepproduct.sdk.model_manifest import load_model_manifest
 from deepproduct.sdk.preprocessing import PreprocessingSpec, preprocess_image
 from deepproduct.training.checkpoint import embedding_space_id, load_model, model_config_of, save_checkpoint
@@ -26,7 +26,7 @@ from deepproduct.training.models import build_embedding_net
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (TFLITE_SUPPORT.available() and MEDIAPIPE.available()),
-                       reason="side virtualenvs missing: run bash export/setup_client_envs.sh"),
+                       reason="side virtualenvs missing: run bash export/tflite/setup_client_envs.sh"),
 ]
 
 QUANTIZE = "none,fp32,fp16,int8,palette"
@@ -83,7 +83,9 @@ def test_cli_prints_progress_and_summary(exported):
     assert "[1] load checkpoint" in output and "parity by real runtimes" in output
     assert "coreml/palette6" in output and "mediapipe @ input size" in output
     report = (out.parent / "report.md").read_text()
-    assert report == (out / "export_report.md").read_text() and "| model_int8.tflite |" in report
+    marker, _, body = report.partition("\n")  # --report carries the output policy's marker line first
+    assert marker.startswith("<!-- written by DeepProduct")
+    assert body == (out / "export_report.md").read_text() and "| model_int8.tflite |" in report
     assert not list(out.parent.glob(f".{out.name}.tmp-*")), "temporary folder left behind"
 
 
@@ -156,7 +158,7 @@ def test_tflite_parity_nhwc_names_and_no_input_transpose(exported, checkpoint, f
 
 def test_tflite_clients_accept_the_file_and_agree_at_input_size(exported, tmp_path):
     """Task Library and MediaPipe ImageEmbedder vs our interpreter on the same S x S pixels."""
-    from deepproduct.export.client_checks import check_clients
+    from deepproduct.export.tflite.client_checks import check_clients
 
     out, _ = exported
     raw = json.loads((out / "manifest.json").read_text())
@@ -177,7 +179,7 @@ def test_tflite_clients_accept_the_file_and_agree_at_input_size(exported, tmp_pa
 def test_coreml_structure_of_every_package(exported):
     import coremltools as ct
 
-    from deepproduct.export.coreml_checks import check_package
+    from deepproduct.export.coreml.checks import check_package
     from deepproduct.export.verify import _info_from_manifest
 
     out, _ = exported
@@ -197,7 +199,7 @@ def test_coreml_structure_of_every_package(exported):
 
 
 def test_coreml_mil_evaluator_numerics_against_pytorch(exported, checkpoint, fresh_images):
-    from deepproduct.export.mil_evaluator import MILProgram
+    from deepproduct.export.coreml.mil_evaluator import MILProgram
 
     out, _ = exported
     ref = _reference(checkpoint, fresh_images)
@@ -210,8 +212,8 @@ def test_mil_evaluator_catches_a_missing_normalisation(checkpoint, fresh_images,
     """A package whose ImageType bias was forgotten must score visibly below the threshold."""
     import coremltools as ct
 
-    from deepproduct.export.coreml_export import fold_normalisation
-    from deepproduct.export.mil_evaluator import MILProgram
+    from deepproduct.export.coreml.convert import fold_normalisation
+    from deepproduct.export.coreml.mil_evaluator import MILProgram
 
     model, _ = load_model(checkpoint)
     folded = fold_normalisation(model, 64)

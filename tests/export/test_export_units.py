@@ -149,15 +149,15 @@ def test_centre_crop_box_matches_the_preprocessing_crop(tmp_path):
 
 def test_side_env_missing_names_the_setup_command(monkeypatch, tmp_path):
     from deepproduct.export.errors import ClientEnvError
-    from deepproduct.export.side_envs import MEDIAPIPE
+    from deepproduct.export.tflite.side_envs import MEDIAPIPE
 
     monkeypatch.setenv("DP_MEDIAPIPE_PYTHON", str(tmp_path / "nope" / "python"))
-    with pytest.raises(ClientEnvError, match="bash export/setup_client_envs.sh"):
+    with pytest.raises(ClientEnvError, match="bash export/tflite/setup_client_envs.sh"):
         MEDIAPIPE.require()
 
 
 def test_clients_are_plain_scripts_not_a_package():
-    clients = REPO_ROOT / "export" / "clients"
+    clients = REPO_ROOT / "export" / "tflite" / "clients"
     assert not (clients / "__init__.py").exists()
     assert {p.name for p in clients.glob("*.py")} >= {"taskslib_embed.py", "mediapipe_embed.py",
                                                       "write_tflite_metadata.py"}

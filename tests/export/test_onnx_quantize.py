@@ -8,7 +8,7 @@ import torch
 from support.export import legacy_onnx_export, model_info_of
 
 from deepproduct.export import parity
-from deepproduct.export.onnx_quantize import float_convs, quantize_int8
+from deepproduct.export.onnx.quantize import float_convs, quantize_int8
 from deepproduct.export.runtimes import run_onnx
 from deepproduct.training.models import build_embedding_net
 

@@ -116,7 +116,7 @@ def tiny_int8(gate_data, tmp_path_factory):
     """tiny_cnn with a centred, whitened random head (else every embedding points the same way),
     fp32 ONNX and two int8 files from the exporter's quantiser that differ only in the calibration
     seed, calibrated on the train split with the parity images excluded."""
-    from deepproduct.export.onnx_quantize import quantize_int8
+    from deepproduct.export.onnx.quantize import quantize_int8
     from deepproduct.training.models import build_embedding_net
 
     folder = tmp_path_factory.mktemp("gatemodel")

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .converter_errors import translate
-from .errors import ExportError
-from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from ..converter_errors import translate
+from ..errors import ExportError
+from ..model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 MINIMUM_TARGET = "iOS16"
 PALETTE_BITS = 6
@@ -108,7 +108,7 @@ def convert(model: torch.nn.Module, info: ModelInfo, precision: str) -> Any:
 def compress(mlmodel: Any, precision: str, keep_fp16: list[str] | None = None) -> Any:
     """int8 linear weights or 6-bit palettes on an already converted (fp16) program.
 
-    ``keep_fp16`` names weight constants left uncompressed (coreml_sensitivity.py).
+    ``keep_fp16`` names weight constants left uncompressed (coreml/sensitivity.py).
     """
     import coremltools.optimize.coreml as cto
 
@@ -147,11 +147,11 @@ def export_coreml(model: torch.nn.Module, info: ModelInfo, precisions: list[str]
     """Write every requested Core ML variant; compressed ones start from the fp16 program.
 
     With ``calibration`` images (NCHW [0, 1]) the compressed variants keep their most sensitive
-    weights in fp16 (coreml_sensitivity.py); returns the paths and, per compressed variant, the
+    weights in fp16 (coreml/sensitivity.py); returns the paths and, per compressed variant, the
     sensitivity summary.
     """
-    from . import coreml_sensitivity
-    from .thresholds import COSINE_THRESHOLDS
+    from ..thresholds import COSINE_THRESHOLDS
+    from . import sensitivity as coreml_sensitivity
 
     written: dict[str, Path] = {}
     selection: dict[str, dict] = {}

@@ -1,6 +1,6 @@
 """The TFLite file through two real clients: the Task Library and MediaPipe ``ImageEmbedder``.
 
-Each client runs in its own virtualenv (side_envs.py) on image files, exactly as an app would
+Each client runs in its own virtualenv (tflite/side_envs.py) on image files, exactly as an app would
 hand it a decoded photo. See parity.py for what is compared with what, and why.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 
-from .parity import (
+from ..parity import (
     CLIENT_AGREEMENT_THRESHOLD,
     DRIFT_SHORTER_SIDE,
     cosines,
@@ -22,7 +22,7 @@ from .parity import (
     summarise,
     write_input_size_pngs,
 )
-from .runtimes import run_tflite
+from ..runtimes import run_tflite
 from .side_envs import MEDIAPIPE, TFLITE_SUPPORT, SideEnv, run_client
 
 #: Drift is measured, not gated: a sample of the parity photos is enough.

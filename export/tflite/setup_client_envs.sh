@@ -5,13 +5,13 @@
 #                          it pins protobuf<4, which breaks ai-edge-litert and onnx in .venv.
 #   .venv-mediapipe      : mediapipe 1.2.2 (MediaPipe Tasks ImageEmbedder), its own OpenCV/protobuf.
 #
-# Pinned by export/client-constraints-*.txt. tflite-support's runtime needs the system library
+# Pinned by export/tflite/client-constraints-*.txt. tflite-support's runtime needs the system library
 # libusb-1.0 (Debian: libusb-1.0-0), installed with apt-get when missing.
-# Usage: bash export/setup_client_envs.sh [--force]   (PYTHON=python3.11 to choose the interpreter)
+# Usage: bash export/tflite/setup_client_envs.sh [--force]   (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/.." && pwd)"
+root="$(cd "$here/../.." && pwd)"
 python="${PYTHON:-python3}"
 force="${1:-}"
 

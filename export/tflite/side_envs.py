@@ -2,7 +2,7 @@
 
 tflite-support 0.4.4 pins protobuf<4, which breaks ai-edge-litert's and onnx's protobuf modules
 in the same environment, and MediaPipe brings its own OpenCV and protobuf: each lives in its own
-virtualenv (created by ``export/setup_client_envs.sh``) and is driven through a subprocess that
+virtualenv (created by ``export/tflite/setup_client_envs.sh``) and is driven through a subprocess that
 exchanges only files (a JSON request in, an .npz or a .tflite out).
 """
 
@@ -14,11 +14,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ClientEnvError
+from ..errors import ClientEnvError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # export/tflite/side_envs.py -> the checkout
 CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
-SETUP_COMMAND = "bash export/setup_client_envs.sh"
+SETUP_COMMAND = "bash export/tflite/setup_client_envs.sh"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ MEDIAPIPE = SideEnv("MediaPipe", "DP_MEDIAPIPE_PYTHON", ".venv-mediapipe")
 
 
 def run_client(env: SideEnv, script: str, request: dict, workdir: Path, timeout: int = 900) -> dict:
-    """Run ``export/clients/<script>`` in ``env`` with a JSON request file; returns its JSON reply."""
+    """Run ``export/tflite/clients/<script>`` in ``env`` with a JSON request file; returns its JSON reply."""
     python = env.require()
     workdir.mkdir(parents=True, exist_ok=True)
     req_path = workdir / f"{Path(script).stem}.request.json"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from ..model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 #: Core ML specification version of each minimum deployment target.
 SPEC_VERSION_OF_TARGET = {"iOS15": 6, "iOS16": 7, "iOS17": 8, "iOS18": 9}

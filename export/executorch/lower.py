@@ -1,4 +1,4 @@
-"""PyTorch -> ExecuTorch ``.pte`` (the conversions behind the rows in executorch_export.py).
+"""PyTorch -> ExecuTorch ``.pte`` (the conversions behind the rows in executorch/exporter.py).
 
 ExecuTorch (PyTorch's own on-device runtime) runs one ``.pte`` file whose subgraphs are handed to
 a *delegate* (XNNPACK on Android/iOS CPUs, Core ML on Apple). Whatever a partitioner does not take
@@ -23,7 +23,7 @@ without the manifest.
 
 int8 is PT2E static quantisation with ExecuTorch's ``XNNPACKQuantizer`` (per-channel symmetric
 int8 weights, per-tensor int8 activations from min/max observers) on the backbone only; the head
-stays float32 for the reason given in tflite_export.py (8-bit steps on a unit vector cost more
+stays float32 for the reason given in tflite/convert.py (8-bit steps on a unit vector cost more
 cosine than the whole int8 backbone). Both run inside the XNNPACK delegate.
 """
 
@@ -40,9 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from .bias_correction import apply_bias_shifts, pt2e_bias_shifts
-from .errors import ExportError
-from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from ..bias_correction import apply_bias_shifts, pt2e_bias_shifts
+from ..errors import ExportError
+from ..model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 XNNPACK = "XnnpackBackend"
 COREML = "CoreMLBackend"
@@ -239,11 +239,11 @@ def int8_quantizer():
     )
     from torchao.quantization.pt2e.observer import MinMaxObserver
 
-    from .tflite_export import annotate_conv_hardtanh
+    from ..tflite.convert import annotate_conv_hardtanh
 
     config = get_symmetric_quantization_config(is_per_channel=True)
     # The default HistogramObserver costs ~30x the calibration time for the same accuracy here
-    # (ReLU6 bounds the activations; measured on the TFLite int8 path, tflite_export.py).
+    # (ReLU6 bounds the activations; measured on the TFLite int8 path, tflite/convert.py).
     act = dataclasses.replace(config.input_activation,
                               observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12))
     config = dataclasses.replace(config, input_activation=act, output_activation=act)
@@ -271,7 +271,7 @@ def export_xnnpack_int8(model: torch.nn.Module, info: ModelInfo, calibration_nch
     captured = capture(model, info.input_size).module()
     prepared = prepare_pt2e(captured, int8_quantizer())
     # An exported graph module does not follow .eval(): without this, calibration would run the
-    # batch norms in training mode (see tflite_export.py).
+    # batch norms in training mode (see tflite/convert.py).
     prepared = move_exported_model_to_eval(prepared)
     with torch.no_grad():
         for image in calibration_nchw:

@@ -13,8 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .errors import ExportError
-from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from ..errors import ExportError
+from ..model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 from .side_envs import TFLITE_SUPPORT, run_client
 
 #: The input normalisation the metadata declares: mean 0 / std 255, i.e. "uint8 pixels / 255".

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bias_correction import apply_bias_shifts, pt2e_bias_shifts
-from .converter_errors import translate
-from .model_info import INPUT_NAME, OUTPUT_NAME
+from ..bias_correction import apply_bias_shifts, pt2e_bias_shifts
+from ..converter_errors import translate
+from ..model_info import INPUT_NAME, OUTPUT_NAME
 
 
 def _nhwc(model: torch.nn.Module) -> torch.nn.Module:

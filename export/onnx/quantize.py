@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .model_info import INPUT_NAME, ModelInfo
-from .onnx_export import set_metadata
+from ..model_info import INPUT_NAME, ModelInfo
+from .convert import set_metadata
 
 
 class _ArrayReader:
@@ -134,7 +134,7 @@ def conv_input_means(float_proto: onnx.ModelProto, images: np.ndarray, batch: in
     import onnxruntime as ort
     from onnx import helper
 
-    from .bias_correction import ChannelMeans
+    from ..bias_correction import ChannelMeans
 
     convs = [n for n in float_proto.graph.node if n.op_type == "Conv"]
     probe = onnx.ModelProto()
@@ -157,7 +157,7 @@ def correct_biases(proto: onnx.ModelProto, float_proto: onnx.ModelProto, images:
     (export/bias_correction.py); returns how many were corrected. The int32 bias keeps its scale."""
     from onnx import numpy_helper
 
-    from .bias_correction import weight_error_shift
+    from ..bias_correction import weight_error_shift
 
     float_weights = {i.name: i for i in float_proto.graph.initializer}
     means = conv_input_means(float_proto, images)

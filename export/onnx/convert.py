@@ -13,8 +13,8 @@ from pathlib import Path
 import onnx
 import torch
 
-from .converter_errors import translate
-from .model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from ..converter_errors import translate
+from ..model_info import INPUT_NAME, OUTPUT_NAME, ModelInfo
 
 MAX_BATCH = 1024
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ExportError
-from .exporters import FP32_INT8, Exporter, ExportJob, convert_each, register_exporter
+from ..base import FP32_INT8, Exporter, ExportJob, convert_each
+from ..errors import ExportError
 
 if TYPE_CHECKING:  # variants reads the finished table at import: no import cycle at run time
-    from .variants import Variant
+    from ..variants import Variant
 
 XNNPACK_RUNTIME = "executorch runtime (XNNPACK)"
 COREML_RUNTIME = "executorch runtime (Core ML)"
@@ -38,7 +38,7 @@ BACKEND_OF_FORMAT = {"executorch": "XnnpackBackend", "executorch-coreml": "CoreM
 def structure_problems(path: Path, fmt: str, space_id: str) -> list[str]:
     """What is wrong with a written ``.pte`` (empty: fine), from the file alone: readable, exactly
     one delegate of the format's backend, no portable-kernel op in ``forward``, our metadata."""
-    from .executorch_lower import pte_facts, read_metadata
+    from .lower import pte_facts, read_metadata
 
     try:
         facts = pte_facts(path)
@@ -62,7 +62,7 @@ def structure_problems(path: Path, fmt: str, space_id: str) -> list[str]:
 
 
 def _structure(job: ExportJob, variant: Variant, fmt: str) -> dict:
-    from .executorch_lower import pte_facts
+    from .lower import pte_facts
 
     path = job.out / variant.file
     problems = structure_problems(path, fmt, job.info.embedding_space_id)
@@ -71,13 +71,12 @@ def _structure(job: ExportJob, variant: Variant, fmt: str) -> dict:
     return pte_facts(path)
 
 
-@register_exporter
 class ExecuTorchExporter(Exporter):
     format, suffix, layout = "executorch", ".pte", "NCHW"
     precisions = FP32_INT8
 
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:
-        from .executorch_lower import export_xnnpack_fp32, export_xnnpack_int8
+        from .lower import export_xnnpack_fp32, export_xnnpack_int8
 
         steps = {"fp32": ("executorch: lower fp32 to XNNPACK (.pte)",
                           lambda p: export_xnnpack_fp32(job.model, job.info, p)),
@@ -92,20 +91,19 @@ class ExecuTorchExporter(Exporter):
         return {"input_shape": [1, 3, size, size], "delegation": facts["delegation"], "structure": structure}
 
 
-@register_exporter
 class ExecuTorchCoreMLExporter(Exporter):
     format, suffix, layout = "executorch-coreml", ".coreml.pte", "NCHW"
     precisions = {"none": "fp16", "fp32": None, "fp16": "fp16", "int8": None, "palette": None}
 
     def export(self, job: ExportJob, variants: list[Variant]) -> dict[str, dict]:
-        from .executorch_lower import export_coreml_fp16
+        from .lower import export_coreml_fp16
 
         steps = {"fp16": ("executorch-coreml: lower fp16 to the Core ML delegate (.pte)",
                           lambda p: export_coreml_fp16(job.model, job.info, p))}
         return {v.key: {"delegation": summary.to_dict()} for v, _, summary in convert_each(job, variants, steps)}
 
     def check(self, job: ExportJob, variant: Variant, facts: dict) -> dict:
-        from .executorch_lower import COREML, COREML_MINIMUM_TARGET, backend_available
+        from .lower import COREML, COREML_MINIMUM_TARGET, backend_available
 
         structure = job.stages.run("executorch-coreml: structural checks",
                                    lambda: _structure(job, variant, self.format))
@@ -117,7 +115,7 @@ class ExecuTorchCoreMLExporter(Exporter):
 
 def parity_runs(fmt: str, path: Path, images: np.ndarray) -> list[tuple[str, Callable[[], np.ndarray]]]:
     """The runtimes ``verify.measure`` runs an ExecuTorch artefact with (none: structural only)."""
-    from .executorch_lower import COREML, backend_available, run_pte
+    from .lower import COREML, backend_available, run_pte
 
     if fmt == "executorch":
         return [(XNNPACK_RUNTIME, lambda: run_pte(path, images))]

@@ -1,0 +1,1 @@
+"""The tflite export format: its converter, checks and its row of the exporter table (exporter.py)."""

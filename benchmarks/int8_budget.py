@@ -60,7 +60,7 @@ def _topological(model: onnx.ModelProto) -> None:
 
 
 def _is_range_clip(node: onnx.NodeProto) -> bool:
-    """The ``Clip`` that ``onnx_quantize.float_convs`` leaves where a float conv's input quantiser was."""
+    """The ``Clip`` that ``onnx.quantize.float_convs`` leaves where a float conv's input quantiser was."""
     return node.op_type == "Clip" and node.name.endswith("_input_clip")
 
 

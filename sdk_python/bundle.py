@@ -19,9 +19,10 @@ Android can ship the ExecuTorch ``.pte`` instead (``--runtime executorch``; the 
 shows the ExecuTorch AAR path beside LiteRT).
 
 Each bundle holds ``bundle.json`` (what the apps read first: ``manifest``, ``manifest_schema``, ``index``,
-``models`` [{file, format, precision}] and ``samples`` [{file, product_id}], the same schema
-``dp-search bundle`` writes, plus provenance), the exporter's ``manifest.json`` unchanged, the
-one model artefact the platform runs, ``catalogue.dpindex`` and ``samples/``. Before writing anything it checks what the apps would
+``models`` [{file, format, precision}], ``samples`` [{file, product_id}] and ``thumbnails``
+{size, products: {product_id: file}}, the same schema ``dp-search bundle`` writes, plus
+provenance), the exporter's ``manifest.json`` unchanged, the one model artefact the platform runs,
+``catalogue.dpindex``, ``samples/`` and ``thumbs/`` (one small JPEG per catalogue product). Before writing anything it checks what the apps would
 otherwise only discover on a phone: the index's embedding space equals the manifest's, the
 index's dimension equals the model's, the artefact's SHA-256 equals the manifest's, and the
 index file passes its checksum. A bundle is assembled in a temporary sibling folder and renamed
@@ -39,6 +40,8 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from .fileio import swap_folder
 from .gallery_index import GalleryIndex
@@ -72,6 +75,11 @@ ALTERNATIVE_FORMATS = {"android": ("executorch",)}
 
 class BundleError(ValueError):
     """The inputs cannot make a consistent bundle; the message says which file and why."""
+
+
+#: Thumbnail side in pixels: a shopping app's result row shows ~64-96 px (2x for retina still fits).
+DEFAULT_THUMBNAIL_SIZE = 96
+THUMBNAIL_DIR = "thumbs"
 
 
 #: Written into a bundle being assembled; only folders carrying it are removed as stale leftovers.
@@ -150,8 +158,12 @@ def check_pair(manifest: ModelManifest, index_path: Path) -> GalleryIndex:
 
 def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | Path, target: str,
                  samples: Sequence[str | Path | tuple[str | Path, str]] = (), precision: str = "fp32",
-                 sample_root: str | Path | None = None, runtime: str | None = None) -> Path:
+                 sample_root: str | Path | None = None, runtime: str | None = None,
+                 thumbnail_size: int = DEFAULT_THUMBNAIL_SIZE) -> Path:
     """Assemble one target's bundle in ``out_dir`` (replaced whole); returns ``out_dir``.
+
+    ``thumbnail_size``: the side of each product's catalogue thumbnail (0: none); see
+    :func:`write_thumbnails`.
 
     ``samples``: photo paths, or (path, product_id) pairs when the right answer is known;
     with ``sample_root`` (the data set they were listed from) each must lie inside it.
@@ -176,7 +188,7 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
     else:
         manifest = load_model_manifest(model_dir)
     index_path = Path(index_path)
-    check_pair(manifest, index_path)
+    index = check_pair(manifest, index_path)
     try:
         artefact = chosen or manifest.artefact(fmt, precision)
     except ManifestError as exc:
@@ -200,12 +212,56 @@ def write_bundle(model_dir: str | Path, index_path: str | Path, out_dir: str | P
     with folder_lock(out_dir.parent, out_dir, BundleError):
         check_replaceable(out_dir)  # again under the lock: another run may have written meanwhile
         _remove_stale(out_dir)
-        _assemble(manifest, artefact, src, index_path, pairs, out_dir, target)
+        _assemble(manifest, artefact, src, index_path, pairs, out_dir, target, index, thumbnail_size)
     return out_dir
 
 
+def write_thumbnails(index: GalleryIndex, folder: Path, size: int) -> tuple[dict[str, str], int]:
+    """One small JPEG per product -- its first catalogue image in index order -- under
+    ``folder/thumbs/``, so an app shows products, not just rows, without any network access.
+
+    Files are named by the product's position among the sorted product ids (ids are arbitrary
+    strings: never part of a path). Images are found as the contact sheet finds them: the index's
+    ``image_root`` plus the item's ``image``, confined to that root. Unreadable or missing images
+    are skipped. Returns ``({product_id: "thumbs/NNNNNN.jpg"}, skipped)``.
+    """
+    from PIL import Image
+
+    from .contact_sheet import gallery_image_path
+    from .preprocessing import ImageDecodeError, decode_image
+
+    root = index.info.get("image_root")
+    root_path = Path(root) if isinstance(root, str) and root else None
+    first: dict[str, str | None] = {}
+    for pid, item in zip(index.product_ids, index.metadata, strict=True):
+        if pid not in first or first[pid] is None:
+            first[pid] = item.get("image") if isinstance(item.get("image"), str) else None
+    out: dict[str, str] = {}
+    skipped = 0
+    for n, pid in enumerate(sorted(first)):
+        path = gallery_image_path(root_path, first[pid])
+        if path is None:
+            skipped += 1
+            continue
+        try:
+            rgb = decode_image(path)
+        except ImageDecodeError:
+            skipped += 1
+            continue
+        if rgb.dtype != np.uint8:
+            rgb = np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
+        img = Image.fromarray(rgb)
+        img.thumbnail((size, size))
+        rel = f"{THUMBNAIL_DIR}/{n:06d}.jpg"
+        (folder / THUMBNAIL_DIR).mkdir(exist_ok=True)
+        img.save(folder / rel, "JPEG", quality=82, optimize=True)
+        out[pid] = rel
+    return out, skipped
+
+
 def _assemble(manifest: ModelManifest, artefact, src: Path, index_path: Path,
-              pairs: list[tuple[Path, str | None]], out_dir: Path, target: str) -> None:
+              pairs: list[tuple[Path, str | None]], out_dir: Path, target: str, index: GalleryIndex,
+              thumbnail_size: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         (tmp / PARTIAL_MARKER).touch()
@@ -242,6 +298,10 @@ def _assemble(manifest: ModelManifest, artefact, src: Path, index_path: Path,
             "embedding_space_id": manifest.embedding_space_id,
             "samples": sample_rows,
         }
+        if thumbnail_size > 0:
+            thumbs, _skipped = write_thumbnails(index, tmp, thumbnail_size)
+            if thumbs:
+                descriptor["thumbnails"] = {"size": thumbnail_size, "products": thumbs}
         (tmp / "bundle.json").write_text(json.dumps(descriptor, indent=2) + "\n", encoding="utf-8")
         (tmp / PARTIAL_MARKER).unlink()
         swap_folder(tmp, out_dir)

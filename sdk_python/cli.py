@@ -291,8 +291,10 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
 @click.option("--samples-from", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder or dataset manifest .csv (its test phone photos) to take sample photos from.")
 @click.option("--max-samples", default=8, show_default=True, type=click.IntRange(0))
+@click.option("--thumbnail-size", default=96, show_default=True, type=click.IntRange(0, 512),
+              help="Side of each product's catalogue thumbnail in the bundle (0: none).")
 def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str, runtime: str | None,
-           sample_paths: tuple[Path, ...], samples_from: Path | None, max_samples: int) -> None:
+           sample_paths: tuple[Path, ...], samples_from: Path | None, max_samples: int, thumbnail_size: int) -> None:
     """Write model, manifest, index and sample photos into a demo app's assets (deepproduct.sdk.bundle)."""
     from .bundle import check_sample, write_bundle
     from .catalogue import catalogue_root, list_catalogue
@@ -308,7 +310,7 @@ def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str
         for e in rows:  # a manifest row must not pull a file from outside its data set into the app
             check_sample(e.path, catalogue_root(samples_from))
         samples += [(e.path, e.product_id) for e in rows]
-    write_bundle(model, index_path, out, target, samples, precision, runtime=runtime)
+    write_bundle(model, index_path, out, target, samples, precision, runtime=runtime, thumbnail_size=thumbnail_size)
     click.echo(f"{target} bundle with {len(samples)} sample photo(s) written to {out}")
 
 

@@ -11,7 +11,14 @@ const BUNDLE = (params.get('bundle') || 'bundle').replace(/\/$/, '');
 const TOP_K = Number(params.get('k') || 8);
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, index: null, spec: null, artefact: null, query: null };
+const state = { session: null, index: null, spec: null, artefact: null, query: null, thumbs: {} };
+
+/** The bundle's thumbnail of a product: only a file name of the shape dp-search bundle writes
+ * (thumbs/NNNNNN.jpg), so a hand-edited bundle.json cannot point the page anywhere else. */
+const thumbnailUrl = (productId) => {
+  const file = Object.hasOwn(state.thumbs, productId) ? state.thumbs[productId] : null;
+  return typeof file === 'string' && /^thumbs\/\d{6}\.jpg$/.test(file) ? `${BUNDLE}/${file}` : null;
+};
 
 function setStatus(text, kind = 'ready') {
   $('status').textContent = text;
@@ -47,6 +54,9 @@ async function load() {
   const onnx = (descriptor.models || []).find((m) => m.format === 'onnx');
   state.artefact = manifest.artefact('onnx', onnx?.precision || 'fp32');
   const modelFile = onnx?.file || state.artefact.file;
+  // One small catalogue image per product (dp-search bundle --thumbnail-size); optional.
+  const thumbs = descriptor.thumbnails?.products;
+  state.thumbs = thumbs && typeof thumbs === 'object' && !Array.isArray(thumbs) ? thumbs : {};
   const indexPath = `${BUNDLE}/${descriptor.index || 'catalogue.dpindex'}`;
   state.index = readIndex(await fetchBytes(indexPath), { source: indexPath });
   // A model/index pair from different embedding spaces gives confident nonsense: refuse it.
@@ -121,9 +131,17 @@ function render(name, ms) {
     tr.dataset.score = String(h.score);
     if (rank === 0) tr.className = 'top';
     const bar = `<span class="bar" style="width:${Math.max(0, h.score) * 60}px"></span>`;
-    tr.innerHTML = `<td>${rank + 1}</td><td></td><td></td><td class="score">${bar}${h.score.toFixed(3)}</td>`;
-    tr.children[1].textContent = h.item.title ? `${h.item.title} (${h.productId})` : h.productId;
-    tr.children[2].textContent = h.item.category ?? '';
+    tr.innerHTML = `<td>${rank + 1}</td><td class="thumb"></td><td></td><td></td><td class="score">${bar}${h.score.toFixed(3)}</td>`;
+    const url = thumbnailUrl(h.productId);
+    if (url) {
+      const img = document.createElement('img');
+      img.src = url;
+      img.alt = h.item.title || h.productId;
+      img.decoding = 'async';
+      tr.children[1].append(img);
+    }
+    tr.children[2].textContent = h.item.title ? `${h.item.title} (${h.productId})` : h.productId;
+    tr.children[3].textContent = h.item.category ?? '';
     return tr;
   }));
   $('results').dataset.state = 'done';

@@ -160,4 +160,16 @@ def test_bundle_for_web_demo(tiny_model_dir, catalogue, tmp_path):
     doc = json.loads((assets / "bundle.json").read_text())
     assert doc["models"][0]["format"] == "onnx" and len(doc["samples"]) == 3
     assert (assets / "catalogue.dpindex").is_file() and (assets / "manifest.json").is_file()
+    # One catalogue thumbnail per product (its first image), named by position, never by id
+    thumbs = doc["thumbnails"]
+    assert thumbs["size"] == 96 and sorted(thumbs["products"]) == sorted({pid for _, pid, _ in items})
+    from PIL import Image
+
+    for pid, rel in thumbs["products"].items():
+        with Image.open(assets / rel) as im:
+            assert im.format == "JPEG" and max(im.size) <= 96
+    first = (assets / thumbs["products"]["p001"])
+    with Image.open(first) as im, Image.open(root / "p001" / "img0.png") as src:  # the product's own photo
+        small = src.convert("RGB").resize(im.size)
+        assert np.abs(np.asarray(im, np.float32) - np.asarray(small, np.float32)).mean() < 25
     shutil.rmtree(assets)

@@ -89,6 +89,18 @@ test('the page finds the right product for each query photo, with the SDK\'s ids
         `score at rank ${i + 1} for ${name}: browser ${rows[i].score}, SDK ${q.top[i].score}`);
     }
   }
+  // Every result shows its product's catalogue thumbnail from the bundle (loaded, not broken), and
+  // the top-1's thumbnail is the one bundle.json names for that product.
+  await page.waitForFunction(() => [...document.querySelectorAll('#results tbody tr td.thumb img')]
+    .every((img) => img.complete && img.naturalWidth > 0));
+  const thumbs = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => {
+    const img = tr.querySelector('td.thumb img');
+    return img ? { src: img.getAttribute('src'), width: img.naturalWidth } : null;
+  }));
+  const bundleJson = JSON.parse(readFileSync(join(BUNDLE, 'bundle.json'), 'utf8'));
+  assert.ok(thumbs.every((t) => t && t.width > 0), `thumbnails: ${JSON.stringify(thumbs)}`);
+  const lastTop = expected[expected.length - 1].top[0].product_id;
+  assert.equal(thumbs[0].src, `e2e/.fixture/bundle/${bundleJson.thumbnails.products[lastTop]}`);
   mkdirSync(dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   assert.deepEqual(errors, []);
@@ -103,8 +115,8 @@ test('a category filter narrows the results to that category', async () => {
   await page.waitForSelector('#results[data-state="done"]');
   assert.equal(await page.getAttribute('#results tbody tr:first-child', 'data-product-id'), expected.product_id);
   await page.selectOption('#category', 'shoes');
-  await page.waitForFunction(() => [...document.querySelectorAll('#results tbody tr td:nth-child(3)')].every((td) => td.textContent === 'shoes'));
-  const cats = await page.$$eval('#results tbody tr td:nth-child(3)', (tds) => tds.map((td) => td.textContent));
+  await page.waitForFunction(() => [...document.querySelectorAll('#results tbody tr td:nth-child(4)')].every((td) => td.textContent === 'shoes'));
+  const cats = await page.$$eval('#results tbody tr td:nth-child(4)', (tds) => tds.map((td) => td.textContent));
   assert.ok(cats.length > 0 && cats.every((c) => c === 'shoes'), `categories: ${cats}`);
   await page.close();
 });

@@ -151,17 +151,25 @@ def manifest_text(draw: st.DrawFn) -> str:
     return text
 
 
+def _read_or_one_line_error(text: str, name: str, reader, error: type[Exception]):
+    """``reader(file holding text)``, or None after checking that it failed with ``error``, one
+    line naming the file (any other exception fails the test)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        try:
+            return reader(path)
+        except error as exc:
+            assert str(exc).startswith(f"{path}") and "\n" not in str(exc).strip(), str(exc)
+            return None
+
+
 @BUDGET
 @given(manifest_text())
 def test_fuzz_manifest_reader(text):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "manifest.json"
-        path.write_text(text, encoding="utf-8", errors="surrogatepass")
-        try:
-            m = load_model_manifest(path)
-        except ManifestError as exc:
-            assert str(exc).startswith(f"{path}") and "\n" not in str(exc)
-            return
+    m = _read_or_one_line_error(text, "manifest.json", load_model_manifest, ManifestError)
+    if m is None:
+        return
     assert isinstance(m.embedding_dim, int) and m.embedding_dim >= 1 and len(m.embedding_space_id) == 64
     assert m.preprocessing.resize_shorter >= m.preprocessing.input_size >= 1
     for a in m.artefacts:
@@ -223,15 +231,8 @@ def test_fuzz_dataset_manifest_reader(header, rows, sep):
     from deepproduct.sdk.dataset_manifest import DatasetManifestError, read_dataset_manifest
 
     text = header + "\n" + "\n".join(sep.join(r) for r in rows) + "\n"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "m.csv"
-        path.write_text(text, encoding="utf-8", errors="surrogatepass")
-        try:
-            m = read_dataset_manifest(path)
-        except DatasetManifestError as exc:
-            assert str(exc).startswith(f"{path}") and "\n" not in str(exc).strip(), str(exc)
-            return
-        assert all(r.product_id for r in m.rows)
+    m = _read_or_one_line_error(text, "m.csv", read_dataset_manifest, DatasetManifestError)
+    assert m is None or all(r.product_id for r in m.rows)
 
 
 # ----------------------------------------------------------------------------- training config

@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
-from support.training import tiny_overrides
+from support.training import assert_resume_equals_uninterrupted, tiny_overrides
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest, write_dataset_manifest
 from deepproduct.training.checkpoint import load_model
@@ -41,21 +40,7 @@ def test_train_writes_log_checkpoint_and_summary(tiny_manifest, tmp_path):
 
 @pytest.mark.slow  # two training runs
 def test_resume_equals_uninterrupted_run(tiny_manifest, tmp_path):
-    full = Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="full")), progress=False)
-    full.train()
-    # The same run, killed after its first epoch (only epoch 1's checkpoint survives) ...
-    half = Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="half")), progress=False)
-    half.cfg.optim.epochs = 1
-    half.train()
-    # ... then resumed by a fresh process with the full schedule.
-    resumed = Trainer(load_config(None, tiny_overrides(tiny_manifest, tmp_path, name="half")), progress=False)
-    resumed.resume(tmp_path / "half" / "checkpoints" / "last.safetensors")
-    assert resumed.start_epoch == 1 and resumed.step == 3
-    resumed.train()
-    a, _ = load_model(tmp_path / "full" / "checkpoints" / "last.safetensors")
-    b, _ = load_model(tmp_path / "half" / "checkpoints" / "last.safetensors")
-    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-5, msg=name)
+    assert_resume_equals_uninterrupted(tiny_manifest, tmp_path)
 
 
 @pytest.mark.slow  # pretrained backbone + teacher

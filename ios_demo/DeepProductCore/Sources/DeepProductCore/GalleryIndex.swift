@@ -47,7 +47,7 @@ public final class GalleryIndex {
         }
         // Validated, then decoded with the standard library's UTF-8 decoder, which keeps a leading
         // U+FEFF (as Python and the JVM do); Foundation's String(bytes:encoding:) may drop it.
-        guard GalleryIndex.validUTF8(section("space_id")) else {
+        guard StrictJSON.validUTF8(section("space_id")) else {
             throw DeepProductError.indexFile(source: source, problem: "embedding-space id is not UTF-8")
         }
         let space = String(decoding: section("space_id"), as: UTF8.self)
@@ -76,7 +76,7 @@ public final class GalleryIndex {
         ids.reserveCapacity(h.count)
         for j in 0..<h.count {
             let slice = idBytes[(idStart + offsets[j])..<(idStart + offsets[j + 1])]
-            guard GalleryIndex.validUTF8(slice) else {
+            guard StrictJSON.validUTF8(slice) else {
                 throw DeepProductError.indexFile(source: source, problem: "product id \(j) is not UTF-8")
             }
             ids.append(String(decoding: slice, as: UTF8.self))
@@ -127,17 +127,6 @@ public final class GalleryIndex {
     /// Deepest array/object nesting accepted (the Python SDK's MAX_JSON_DEPTH; StrictJSON enforces it).
     static let maxJSONDepth = StrictJSON.maxDepth
 
-    static func validUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
-        var it = bytes.makeIterator()
-        var decoder = UTF8()
-        while true {
-            switch decoder.decode(&it) {
-            case .scalarValue: continue
-            case .emptyInput: return true
-            case .error: return false
-            }
-        }
-    }
 
     /// Whole-file CRC-32 over everything before the trailer, and the trailer's end magic.
     static func verifyChecksum(_ bytes: [UInt8], header: IndexHeader, source: String?) throws {

@@ -56,7 +56,9 @@ public enum StrictJSON {
         try parse(bytes: Array(text.utf8))
     }
 
-    static func validUTF8(_ bytes: [UInt8]) -> Bool {
+    /// Strict UTF-8 (no overlong forms, no surrogates): the one check the index reader and the JSON
+    /// parser share, over any byte sequence (an array or a slice of the index file).
+    static func validUTF8<S: Sequence>(_ bytes: S) -> Bool where S.Element == UInt8 {
         var it = bytes.makeIterator()
         var decoder = UTF8()
         while true {

@@ -30,7 +30,11 @@ public class JsonTest {
 
     @Test
     public void rejectsMalformedJsonWithAnOffset() {
-        for (String bad : Arrays.asList("{", "{\"a\" 1}", "[1,]", "{\"a\": tru}", "\"x", "{} x", "NaN")) {
+        // Malformed text, and the strict grammar's refusals (docs/json.md): raw lone surrogates, signed
+        // \\u escapes, a BOM, leading zeros, "1.", a non-finite number, duplicate keys.
+        for (String bad : Arrays.asList("{", "{\"a\" 1}", "[1,]", "{\"a\": tru}", "\"x", "{} x", "NaN",
+                "[\"\uD800\"]", "[\"\uDC00\"]", "[\"\uD800x\"]", "[\"\\u+123\"]", "[\"\\u-123\"]",
+                "\uFEFF{}", "[01]", "[1.]", "1e400", "{\"a\":1,\"a\":1}")) {
             try {
                 Json.parse(bad);
                 fail("accepted " + bad);

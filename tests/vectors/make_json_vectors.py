@@ -40,7 +40,7 @@ CASES: list[tuple[str, str | bytes, str, str]] = [
                   {"title": "\u4e2d\u6587 \U0001f600", "url": "https://example.com/x?y=1&z=2"}],
     }, ensure_ascii=False, separators=(",", ":")), "accept", "the shape of a .dpindex metadata block"),
     ("keys_case_distinct", '{"a": 1, "A": 2, "a ": 3}', "accept", "keys differing in case or space are distinct"),
-    # --- numbers -------------------------------------------------------------------------------
+    # --- numbers (one row per case: the table repeats one shape by design) ------------------------
     ("number_negative_zero", "-0", "accept", "-0 is a valid number"),
     ("number_negative_zero_float", "[-0.0, 0e0, -0E-0]", "accept", "zeros with fraction and exponent"),
     ("number_exponents", "[1e10, 1E+2, 1e-2, 2.5E-3, -1.5e+3, 0.5e1]", "accept", "exponent forms"),

@@ -410,6 +410,11 @@ public final class GalleryIndex {
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 
+    /**
+     * {@link #dotFloat}'s loop over the int8 codes. Two copies on purpose: FloatBuffer and ByteBuffer
+     * share no unboxed {@code get(int)}, and a generic or lambda version would box every element in
+     * the search's innermost loop.
+     */
     private double dotInt8(float[] w, int base, int dim) {
         ByteBuffer v = int8Vectors;
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;

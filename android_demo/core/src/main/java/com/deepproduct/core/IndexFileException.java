@@ -27,6 +27,10 @@ public class IndexFileException extends IOException {
         return problem;
     }
 
+    // One subclass per error kind of the shared corpus (tests/vectors/bad/expected.json names them):
+    // the same five-line shape each, on purpose -- Java has no cheaper way to give callers a type to
+    // catch, and the duplicates tool's pair here is that shape, not copied logic.
+
     /** The file is shorter than its header says (an interrupted copy or download). */
     public static class Truncated extends IndexFileException {
         private static final long serialVersionUID = 1L;

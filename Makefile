@@ -30,7 +30,7 @@ transfer-sources:
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[train,export,bench,dev,litert,executorch]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[train,export,bench,dev,litert,executorch,distributed]'
 	touch $@
 
 CKPT := $(DEMO)/train/contrastive_pca/checkpoints/last.safetensors

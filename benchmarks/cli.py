@@ -226,6 +226,27 @@ def profile(artefacts: tuple[str, ...], threads: int, runs: int, warmup: int, ba
     _save(records, out)
 
 
+@main.command()
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--images", default=3000, show_default=True, type=click.IntRange(1), help="Synthetic catalogue size.")
+@click.option("--image-size", default=256, show_default=True, type=click.IntRange(16), help="Photo side in px.")
+@click.option("--actors", default="1,2", show_default=True, help="Ray actor counts (one thread each).")
+@click.option("--shard-size", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--format", "fmt", default="onnx", show_default=True)
+@click.option("--precision", default="fp32", show_default=True)
+@click.option("--address", default=None, help="A running Ray cluster (default: a private local one per run).")
+@click.option("--out", default=DEFAULT_OUT, show_default=True)
+@outputs(out="jsonl-records")
+def distributed(export_dir: str, images: int, image_size: int, actors: str, shard_size: int, fmt: str,
+                precision: str, address: str | None, out: str) -> None:
+    """One-process dp-search build vs --engine ray with 1 and N actors, images/s and overhead ratio."""
+    from .distributed_bench import bench_distributed
+
+    records = bench_distributed(export_dir, images=images, image_size=image_size, actors=_ints(actors),
+                                shard_size=shard_size, fmt=fmt, precision=precision, address=address, say=click.echo)
+    _save(records, out, (export_dir,))
+
+
 def _phone_import(name: str, parser: str, script: str, default_out: str) -> None:
     """Register ``dp-bench NAME RUN_DIR``: a phone runner's output folder -> records (one shape for all)."""
 

@@ -62,6 +62,13 @@ KIND_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "bandwidth": {"copy_gb_per_s": _NUM, "bytes": (int,), "method": (str,)},
     # A measurement that could not be taken here, and why (Core ML on Linux, a missing runtime).
     "skipped": {"artefact": (str,), "what": (str,), "reason": (str,)},
+    # One catalogue build end to end: the one-process build or --engine ray with some actors
+    # (dp-bench distributed); ratio_to_local: its images/s over the one-process build's at equal cores.
+    "distributed_build": {
+        "engine": (str,), "actors": (int,), "threads": (int,), "images": (int,), "shards": (int,),
+        "wall_s": _NUM, "images_per_s": _NUM, "images_per_s_per_actor": _OPT_NUM, "ratio_to_local": _NUM,
+        "cores": (int,), "load_avg_1m": _NUM,
+    },
     # One op type's share of an ONNX Runtime profile.
     "op_profile": {
         "artefact": (str,), "threads": (int,), "op_type": (str,), "nodes": (int,),

@@ -71,19 +71,41 @@ def main() -> None:
 @precision_option
 @threads_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="local: this process; ray: shards on a Ray Data actor pool, resumable (docs/distributed.md).")
+@click.option("--address", default=None, help="Ray: 'auto' or HOST:PORT of a running cluster (default: a private "
+                                             "local one).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Ray: shards and state, on storage every node sees (default: OUT.ray-work).")
+@click.option("--resume", is_flag=True, default=None, help="Ray: continue the workdir; only unfinished shards run.")
+@click.option("--shard-size", type=click.IntRange(1), default=None, help="Ray: images per shard [default: 1000].")
+@click.option("--actors", type=click.IntRange(1), default=None, help="Ray: actor pool size [default: from the CPUs].")
+@click.option("--threads-per-actor", type=click.IntRange(1), default=None, help="Ray: onnxruntime threads [default: 1].")
+@click.option("--worker-retries", type=click.IntRange(0), default=None,
+              help="Ray: restarts of a dead worker, its shard retried [default: 3].")
 def build(model: Path, images: Path, split: str | None, domain: str | None, out: Path, storage: str,
-          skip_bad: bool, batch_size: int, fmt: str, precision: str, threads: int | None, progress: bool) -> None:
+          skip_bad: bool, batch_size: int, fmt: str, precision: str, threads: int | None, progress: bool,
+          engine: str = "local", **ray_options: Any) -> None:
     """Embed a catalogue and write a .dpindex (atomically: an old OUT survives any failure)."""
     from .catalogue import catalogue_root, format_failures, list_catalogue
+    from .distributed.build import check_engine_options
     from .embedders import load_embedder
     from .search import build_catalogue_index
 
+    check_engine_options(engine, ray_options, threads)
     check_file_output(out, [images, model], what="index (--out)", kind="dpindex")  # before any work: never an input
-    entries = list_catalogue(images, split=split, domain=domain)
-    embedder = load_embedder(model, format=fmt, precision=precision, threads=threads)
-    info = {"source": str(images), "image_root": str(catalogue_root(images)), "split": split, "domain": domain}
-    index, failures = build_catalogue_index(entries, embedder, storage=storage, skip_bad=skip_bad,
-                                            batch_size=batch_size, progress=progress, info=info)
+    if engine == "ray":
+        from .distributed.build import ray_build
+
+        index, failures, _ = ray_build(model=model, images=images, split=split, domain=domain, storage=storage,
+                                       skip_bad=skip_bad, batch_size=batch_size, fmt=fmt, precision=precision,
+                                       progress=progress, out=out, **ray_options)
+    else:
+        entries = list_catalogue(images, split=split, domain=domain)
+        embedder = load_embedder(model, format=fmt, precision=precision, threads=threads)
+        info = {"source": str(images), "image_root": str(catalogue_root(images)), "split": split, "domain": domain}
+        index, failures = build_catalogue_index(entries, embedder, storage=storage, skip_bad=skip_bad,
+                                                batch_size=batch_size, progress=progress, info=info)
     if failures:
         click.echo(f"skipped {len(failures)} unreadable image(s):\n{format_failures(failures)}", err=True)
     index.save(out)

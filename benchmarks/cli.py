@@ -176,19 +176,18 @@ def accuracy(export_dir: str, data: str, checkpoint: str | None, split: str, bat
 @click.option("--runs", default=20, show_default=True, help="Timed calls (capped by --budget seconds).")
 @click.option("--budget", default=8.0, show_default=True, help="Seconds of timed calls per configuration.")
 @click.option("--storage", default="float32,int8", show_default=True)
-@click.option("--prototype", is_flag=True, help="Also time the int8 MatMulInteger prototype (int8_scan_prototype).")
 @click.option("--cores", is_flag=True, help="Also time the JVM and JS cores' search on the same index files.")
 @click.option("--core-runs", default=30, show_default=True, help="Timed queries per core configuration.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True)
 @outputs(out="jsonl-records")
 def search(sizes: str, dim: int, batches: str, threads: str, k: int, runs: int, budget: float, storage: str,
-           prototype: bool, cores: bool, core_runs: int, out: str) -> None:
+           cores: bool, core_runs: int, out: str) -> None:
     """The SDK's exact search (float32/int8) vs faiss IndexFlatIP and the bandwidth bound."""
     from .search_bench import bench_search
 
     storages = tuple(s.strip() for s in storage.split(",") if s.strip())
     records = bench_search(_ints(sizes), dim=dim, batches=_ints(batches), k=k, threads=_threads(threads),
-                           storages=storages, runs=runs, budget_s=budget, prototype=prototype, cores=cores,
+                           storages=storages, runs=runs, budget_s=budget, cores=cores,
                            core_runs=core_runs)
     bw = next(r for r in records if r["kind"] == "bandwidth")
     click.echo(f"  copy bandwidth {bw['copy_gb_per_s']:.2f} GB/s")

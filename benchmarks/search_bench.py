@@ -105,13 +105,9 @@ def _faiss_index(vectors: np.ndarray) -> Any:
 def bench_search(sizes: list[int], *, dim: int = 128, batches: list[int] | None = None, k: int = 10,
                  threads: list[int] | None = None, storages: tuple[str, ...] = ("float32", "int8"),
                  runs: int = 20, warmup: int = 2, budget_s: float = 8.0, seed: int = 0,
-                 bandwidth_bytes: int = 256 << 20, prototype: bool = False, run_id: str | None = None,
+                 bandwidth_bytes: int = 256 << 20, run_id: str | None = None,
                  progress: bool = True, cores: bool = False, core_runs: int = 30) -> list[dict[str, Any]]:
-    """Bandwidth record, then one search record per impl x storage x size x batch x threads.
-
-    ``prototype`` adds the int8 scan of ``int8_scan_prototype`` (ONNX Runtime MatMulInteger) on the
-    SDK's int8 index, as one more implementation in the same table.
-    """
+    """Bandwidth record, then one search record per impl x storage x size x batch x threads."""
     run_id = run_id or new_run_id()
     # The bandwidth is measured before and after every size and the best is the bound's basis: one
     # best-of-5 at the start was, on a shared host, sometimes taken during a neighbour's memory
@@ -121,7 +117,7 @@ def bench_search(sizes: list[int], *, dim: int = 128, batches: list[int] | None 
     for n in sizes:
         # One function call per size: its indexes are freed before the next (larger) size is built.
         records += _bench_size(n, dim, batches or [1, 64], k, threads or [1], storages, runs, warmup, budget_s,
-                               seed, samples[0], prototype, run_id, progress, cores, core_runs)
+                               seed, samples[0], run_id, progress, cores, core_runs)
         samples.append(copy_bandwidth(bandwidth_bytes))
     gbps = max(samples)
     for r in records:  # the bounds with the best measured bandwidth
@@ -136,7 +132,7 @@ def bench_search(sizes: list[int], *, dim: int = 128, batches: list[int] | None 
 
 
 def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int], storages: tuple[str, ...],
-                runs: int, warmup: int, budget_s: float, seed: int, gbps: float, prototype: bool, run_id: str,
+                runs: int, warmup: int, budget_s: float, seed: int, gbps: float, run_id: str,
                 progress: bool, cores: bool = False, core_runs: int = 30) -> list[dict[str, Any]]:
     import faiss
 
@@ -193,12 +189,6 @@ def _bench_size(n: int, dim: int, batches: list[int], k: int, threads: list[int]
                     ours.append((f"{impl}-filter10", storage, index, lambda index=index, queries=queries, t=t,
                                  b=backend, f=f: index.search_arrays(queries, k, f, threads=t, backend=b),
                                  {**extra, "filter_share": 1 / FILTER_SHARDS}))
-        if prototype and "int8" in indexes:
-            from .int8_scan_prototype import OrtInt8Scan
-
-            scan = OrtInt8Scan(indexes["int8"], threads=t)
-            ours.append(("prototype-ort-MatMulInteger", "int8", indexes["int8"],
-                         lambda scan=scan, queries=queries: scan.search(queries, k), {"backend": "onnxruntime"}))
         # Every implementation of this configuration timed round-robin in bursts (time_round_robin):
         # on a shared host a neighbour's load spike then slows all of them alike, so the ratios of
         # one run compare like with like (timed one after another, a spike hit whichever ran then).

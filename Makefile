@@ -25,7 +25,7 @@ transfer-sources:
 	@missing=$$(for p in $(TRANSFER_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing) || \
-	  echo "transfer-sources: could not install $$missing (needs root and apt); dp-data transfer will use the pip sources only"; \
+	  echo "transfer-sources: could not install $$missing (needs root and apt); dp-data transfer will refuse to build a set that differs from its lock (TRANSFER_FLAGS=--allow-missing-sources builds the smaller one)"; \
 	fi
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
@@ -36,9 +36,15 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 CKPT := $(DEMO)/train/contrastive_pca/checkpoints/last.safetensors
 DP_MANIFEST := $(DEMO)/data/manifest.csv
 # Every training run reads this DEMO's data and writes under it (the configs default to runs/demo).
-# The real-image transfer set (docs/transfer-benchmark.md): never trained on, scored by every run.
+# The real-image transfer sets (docs/transfer-benchmark.md), built from the locked source files
+# (training/data/transfer_sources.lock.json): never trained on. The phone style is scored by every
+# training run; the print-screen style (the catalogue photo re-photographed) through the SDK.
+# TRANSFER_FLAGS=--allow-missing-sources builds smaller sets on a machine that lacks locked files.
 TRANSFER := $(DEMO)/transfer
 TRANSFER_MANIFEST := $(TRANSFER)/manifest.csv
+TRANSFER_PRINT := $(DEMO)/transfer-print
+TRANSFER_PRINT_MANIFEST := $(TRANSFER_PRINT)/manifest.csv
+TRANSFER_FLAGS ?=
 DEMO_TRAIN = out_dir=$(DEMO)/train data.manifest=$(DP_MANIFEST) eval.transfer_manifest=$(TRANSFER_MANIFEST)
 
 # `demo` runs the stages, then prints a one-screen pass/fail summary whatever their outcome.
@@ -50,18 +56,20 @@ demo: setup
 demo-stages:
 	@echo "== 1/5 embedded benchmark data"
 	$(BIN)/dp-data synth --out $(DEMO)/data --products $(PRODUCTS) --seed $(SEED)
-	$(BIN)/dp-data transfer --out $(TRANSFER) --products 300 --seed 0 --train-manifest $(DP_MANIFEST)
+	$(BIN)/dp-data transfer --out $(TRANSFER) --products 300 --seed 0 --train-manifest $(DP_MANIFEST) $(TRANSFER_FLAGS)
+	$(BIN)/dp-data transfer --style print-screen --out $(TRANSFER_PRINT) --products 300 --seed 0 \
+	  --train-manifest $(DP_MANIFEST) $(TRANSFER_FLAGS)
 	@# The default (configs/demo.yaml) is classical contrastive + PCA head; its log also holds the
-	@# trained head before the projection (the classical contrastive row). The former default,
-	@# robust contrastive + distillation with its trained head, is the comparison row.
-	@echo "== 2/5 training: off-the-shelf, contrastive + PCA head (default), robust contrastive + multitask"
+	@# trained head before the projection (the classical contrastive row). Recipe comparisons (the
+	@# former default, robust contrastive + multitask, among them) are `dp-bench ablation`'s job.
+	@echo "== 2/5 training: off-the-shelf (both transfer styles), contrastive + PCA head (default)"
 	$(BIN)/dp-train --config configs/demo.yaml --eval-only --off-the-shelf --quiet name=offtheshelf seed=$(SEED) $(DEMO_TRAIN)
+	$(BIN)/dp-train --config configs/demo.yaml --eval-only --off-the-shelf --quiet name=offtheshelf-print seed=$(SEED) \
+	  out_dir=$(DEMO)/train data.manifest=$(TRANSFER_PRINT_MANIFEST)
 	$(BIN)/dp-train --config configs/demo.yaml --overwrite seed=$(SEED) $(DEMO_TRAIN)
-	$(BIN)/dp-train --config configs/demo_robust_multitask.yaml --overwrite seed=$(SEED) $(DEMO_TRAIN)
 	$(BIN)/python -m deepproduct.training.report --out $(DEMO)/report/10-training.md \
 	  --baseline $(DEMO)/train/offtheshelf/eval.json \
-	  --run "classical contrastive + PCA head (default)=$(DEMO)/train/contrastive_pca" \
-	  --run "robust contrastive + multitask, trained head=$(DEMO)/train/robust_multitask"
+	  --run "classical contrastive + PCA head (default)=$(DEMO)/train/contrastive_pca"
 	@echo "== 3/5 export: ONNX, TFLite, Core ML (fp32 + int8) with parity checks"
 	$(BIN)/dp-export export $(CKPT) --out $(DEMO)/export --overwrite --calib $(DP_MANIFEST) \
 	  --formats onnx,tflite,coreml,executorch,executorch-coreml --quantize none,int8 --report $(DEMO)/report/20-export.md
@@ -80,6 +88,10 @@ demo-stages:
 	  --out $(DEMO)/search/transfer.dpindex --no-progress
 	$(BIN)/dp-search evaluate --index $(DEMO)/search/transfer.dpindex --model $(DEMO)/export \
 	  --queries $(TRANSFER_MANIFEST) --json --no-progress > $(DEMO)/search/sdk-transfer.json
+	$(BIN)/dp-search build --model $(DEMO)/export --images $(TRANSFER_PRINT_MANIFEST) --split test --domain shop \
+	  --out $(DEMO)/search/transfer-print.dpindex --no-progress
+	$(BIN)/dp-search evaluate --index $(DEMO)/search/transfer-print.dpindex --model $(DEMO)/export \
+	  --queries $(TRANSFER_PRINT_MANIFEST) --json --no-progress > $(DEMO)/search/sdk-transfer-print.json
 	@# The int8 models through the SDK, gallery and queries alike (as on a phone).
 	for fmt in onnx tflite; do \
 	  $(BIN)/dp-search build --model $(DEMO)/export --images $(DP_MANIFEST) --split test --domain shop \
@@ -94,6 +106,8 @@ demo-stages:
 	  --sdk-int8-model TFLite=$(DEMO)/search/sdk-tflite-int8-model.json \
 	  --sdk-float32 $(DEMO)/search/sdk-float32.json --sdk-int8 $(DEMO)/search/sdk-int8.json \
 	  --sdk-transfer $(DEMO)/search/sdk-transfer.json --offtheshelf $(DEMO)/train/offtheshelf/eval.json \
+	  --sdk-transfer-print $(DEMO)/search/sdk-transfer-print.json \
+	  --offtheshelf-print $(DEMO)/train/offtheshelf-print/eval.json \
 	  --contact-sheet contact_sheet.png --out $(DEMO)/report/30-search.md
 	@echo "== 5/5 short host benchmark"
 	$(BIN)/dp-bench quick $(DEMO)/export --data $(DP_MANIFEST) --checkpoint $(CKPT) --out-dir $(DEMO)/bench

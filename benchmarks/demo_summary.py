@@ -103,6 +103,12 @@ def _search(demo: Path, since: float) -> tuple[bool | None, str]:
         base = _load(demo / "train" / "offtheshelf" / "eval.json")
         ref = base.get("transfer/pooled/recall@1") if isinstance(base, dict) else None
         parts.append(f"real-image transfer R@1 {_pct(doc.get('recall@1'))} (off-the-shelf {_pct(ref)})")
+    printed = demo / "search" / "sdk-transfer-print.json"
+    doc = _load(printed) if _fresh(printed, since) else None
+    if isinstance(doc, dict):
+        base = _load(demo / "train" / "offtheshelf-print" / "eval.json")
+        ref = base.get("recall@1") if isinstance(base, dict) else None
+        parts.append(f"print-screen transfer R@1 {_pct(doc.get('recall@1'))} (off-the-shelf {_pct(ref)})")
     if not found:
         return None, "no SDK evaluation written"
     return _fresh(demo / "report" / "30-search.md", since), "; ".join(parts)

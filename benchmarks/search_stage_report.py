@@ -70,21 +70,33 @@ def _interval(p1: float, n1: int, p2: float, n2: int) -> float:
     return 196 * math.sqrt(p1 * (1 - p1) / max(n1, 1) + p2 * (1 - p2) / max(n2, 1))
 
 
-def transfer_section(training: dict, sdk_transfer: dict, offtheshelf: dict) -> str:
+#: The two transfer styles (``dp-data transfer --style``): heading and how the queries were made.
+TRANSFER_STYLES = {"phone": ("Real-image transfer through the SDK", "phone-style queries"),
+                   "print-screen": ("Real-image transfer through the SDK: print-screen style",
+                                    "print-screen-style queries (the catalogue photo re-photographed from a print "
+                                    "or a screen)")}
+
+
+def transfer_section(training: dict, sdk_transfer: dict, offtheshelf: dict, style: str = "phone",
+                     base_prefix: str = "transfer/pooled/") -> str:
     """The real-image transfer table: off-the-shelf pooled features, the training-side figure and
-    the shipped model through the SDK, with the gain over off-the-shelf and its interval."""
+    the shipped model through the SDK, with the gain over off-the-shelf and its interval.
+
+    ``offtheshelf`` holds the reference under ``base_prefix`` + ``recall@K``: an off-the-shelf run
+    scoring the set as its transfer set (``transfer/pooled/``) or as its own data (``""``)."""
     n = int(sdk_transfer.get("queries", 0))
-    base = offtheshelf.get("transfer/pooled/recall@1")
+    base = offtheshelf.get(f"{base_prefix}recall@1")
     sdk_r1 = sdk_transfer["recall@1"]
     torch_r1 = training.get("final", {}).get("transfer/recall@1")
-    lines = ["## Real-image transfer through the SDK", "",
-             f"The real-image transfer set (`dp-data transfer`, docs/transfer-benchmark.md; {n} phone-style "
-             f"queries against {sdk_transfer.get('gallery', '?')} shop images, products never trained on), "
-             "indexed and queried with the exported ONNX model like the catalogue above.", "",
+    heading, words = TRANSFER_STYLES[style]
+    lines = [f"## {heading}", "",
+             f"The real-image transfer set (`dp-data transfer --style {style}`, docs/transfer-benchmark.md; {n} "
+             f"{words} against {sdk_transfer.get('gallery', '?')} shop images, products never trained "
+             "on), indexed and queried with the exported ONNX model like the catalogue above.", "",
              "| features | R@1 | R@5 | vs off-the-shelf (points, 95% interval) |", "|---|---|---|---|"]
     if base is not None:
         lines.append(f"| off-the-shelf pooled backbone (PyTorch, no training) | {100 * base:.2f} | "
-                     f"{_r5(offtheshelf.get('transfer/pooled/recall@5'))} | reference |")
+                     f"{_r5(offtheshelf.get(f'{base_prefix}recall@5'))} | reference |")
     if torch_r1 is not None:
         lines.append(f"| shipped embedding, training-side evaluation | {100 * torch_r1:.2f} | "
                      f"{_r5(training['final'].get('transfer/recall@5'))} | - |")
@@ -107,12 +119,17 @@ def _r5(value: object) -> str:
               help="dp-search evaluate --json of the real-image transfer set.")
 @click.option("--offtheshelf", default=None, type=click.Path(exists=True, dir_okay=False),
               help="eval.json of the off-the-shelf run (its transfer/pooled figures).")
+@click.option("--sdk-transfer-print", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="dp-search evaluate --json of the print-screen transfer set.")
+@click.option("--offtheshelf-print", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="eval.json of the off-the-shelf run on the print-screen set (as its data.manifest).")
 @click.option("--sdk-int8-model", "int8_models", multiple=True, metavar="FORMAT=FILE",
               help="dp-search evaluate --json of an index built and queried with an int8 artefact.")
 @click.option("--contact-sheet", default=None, help="Contact sheet file name, relative to the report.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def main(training: str, sdk_float32: str, sdk_int8: str, sdk_transfer: str | None, offtheshelf: str | None,
-         int8_models: tuple[str, ...], contact_sheet: str | None, out: str) -> None:
+         sdk_transfer_print: str | None, offtheshelf_print: str | None, int8_models: tuple[str, ...],
+         contact_sheet: str | None, out: str) -> None:
     models = {}
     for item in int8_models:
         fmt, sep, path = item.partition("=")
@@ -122,6 +139,9 @@ def main(training: str, sdk_float32: str, sdk_int8: str, sdk_transfer: str | Non
     text, ok = search_section(_load(training), _load(sdk_float32), _load(sdk_int8), contact_sheet, models)
     if sdk_transfer:
         text += "\n" + transfer_section(_load(training), _load(sdk_transfer), _load(offtheshelf) if offtheshelf else {})
+    if sdk_transfer_print:
+        text += "\n" + transfer_section({}, _load(sdk_transfer_print),
+                                        _load(offtheshelf_print) if offtheshelf_print else {}, "print-screen", "")
     write_text_atomic(out, text)
     click.echo(text)
     if not ok:

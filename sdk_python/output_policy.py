@@ -110,7 +110,8 @@ PNG_TEXT_VALUE = "DeepProduct"
 MARKDOWN_MARKER = "<!-- written by DeepProduct; replaced when the command runs again -->"
 _KIND_WORDS = {"dpindex": "a .dpindex gallery index", "png": "a PNG written by DeepProduct",
                "csv-manifest": "a dataset manifest CSV", "jsonl-records": "a benchmark records file (JSON lines)",
-               "markdown": "a report written by DeepProduct"}
+               "markdown": "a report written by DeepProduct",
+               "transfer-lock": "a transfer source lock (dp-data transfer-lock)"}
 
 
 def looks_ours(path: str | os.PathLike, kind: str) -> bool:
@@ -134,6 +135,8 @@ def looks_ours(path: str | os.PathLike, kind: str) -> bool:
         return first.startswith("{") and '"kind"' in first
     if kind == "markdown":
         return first == MARKDOWN_MARKER
+    if kind == "transfer-lock":
+        return first == "{" and '"format": "deepproduct-transfer-lock"' in text
     raise ValueError(f"unknown output kind {kind!r}")
 
 

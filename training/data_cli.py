@@ -107,31 +107,74 @@ def synth(out: Path, products: int, seed: int, test_fraction: float, distractors
 
 @main.command()
 @_generator_options("transfer.json", 300, "At most this many products (fewer if the sources hold fewer).")
+@click.option("--style", default="phone", show_default=True, type=click.Choice(["phone", "print-screen"]),
+              help="phone: the product photographed where it lies; print-screen: the catalogue photo "
+                   "photographed from a print or a screen (moire, glare, curvature).")
 @click.option("--sources", "source_names", default=None,
-              help="Comma-separated registered sources [default: every installed one], "
+              help="Comma-separated registered sources [default: every locked one], "
                    "e.g. skimage,sklearn,matplotlib,wallpapers,tuxpaint; '' for none (--source only).")
 @click.option("--source", "folders", multiple=True, type=click.Path(path_type=Path),
               help="Extra folder of images (photos, or RGBA cut-outs); repeatable.")
-@click.option("--image-size", default=288, show_default=True, type=click.IntRange(min=64),
+@click.option("--image-size", default=512, show_default=True, type=click.IntRange(min=64),
               help="Image width in pixels (phone photos are 3:4 portrait).")
 @click.option("--train-manifest", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Check that the transfer set shares no product with this manifest's training split.")
-def transfer(out: Path, products: int, seed: int, source_names: str | None, folders: tuple[Path, ...],
-             image_size: int, train_manifest: Path | None) -> None:
+@click.option("--allow-missing-sources", is_flag=True,
+              help="Build without the locked source files this machine lacks or has in another version "
+                   "(a smaller, different set; transfer.json records which) instead of refusing.")
+@click.option("--lock", "lock", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Source lock to build from [default: training/data/transfer_sources.lock.json].")
+def transfer(out: Path, products: int, seed: int, style: str, source_names: str | None, folders: tuple[Path, ...],
+             image_size: int, train_manifest: Path | None, allow_missing_sources: bool, lock: Path | None) -> None:
     """Real-image consumer-to-shop transfer benchmark (test split only; docs/transfer-benchmark.md)."""
-    from deepproduct.training.data.transfer import SourceSet, generate_transfer_dataset
+    from deepproduct.training.data.transfer import SourceSet, generate_transfer_dataset, manifest_digest
+    from deepproduct.training.data.transfer_lock import LOCK_PATH
 
     start = time.perf_counter()
-    _claim_folder(out, [train_manifest, *folders])
+    _claim_folder(out, [train_manifest, lock, *folders])
     try:
         names = None if source_names is None else [n.strip() for n in source_names.split(",") if n.strip()]
-        sources = SourceSet.resolve(names, folders)
+        sources = SourceSet.resolve(names, folders, lock_path=lock or LOCK_PATH, n_products=products,
+                                    allow_missing=allow_missing_sources)
+        if sources.missing:
+            click.echo(f"warning: built without {len(sources.missing)} locked source file(s) "
+                       f"({sum(m.products for m in sources.missing)} candidate products); transfer.json lists them",
+                       err=True)
         path = generate_transfer_dataset(out, n_products=products, seed=seed, sources=sources,
-                                         image_size=image_size, train_manifest=train_manifest, progress=True)
+                                         image_size=image_size, train_manifest=train_manifest, progress=True,
+                                         style=style)
     except FileExistsError as exc:
         raise OutputRefused(out, str(exc)) from exc
     _report(path)
+    click.echo(f"manifest digest: {manifest_digest(path)} (style {style}; compare across machines)")
     click.echo(f"took {time.perf_counter() - start:.1f} s")
+
+
+@main.command("transfer-lock")
+@click.option("--lock", "out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Lock file to write or --check [default: the one in the package, "
+                   "training/data/transfer_sources.lock.json].")
+@click.option("--sources", "source_names", default=None,
+              help="Comma-separated registered sources to lock [default: every installed one].")
+@click.option("--check", is_flag=True, help="Only compare this machine's sources with the lock; exit 1 if they differ.")
+def transfer_lock(out: Path | None, source_names: str | None, check: bool) -> None:
+    """Pin the transfer benchmark's source files (path and sha256) in a lock file that dp-data transfer
+    uses exactly; --check compares this machine's files with it."""
+    from deepproduct.training.data.transfer import SourceSet, write_source_lock
+    from deepproduct.training.data.transfer_lock import LOCK_PATH
+
+    target = out or LOCK_PATH
+    names = None if source_names is None else [n.strip() for n in source_names.split(",") if n.strip()]
+    if check:
+        sources = SourceSet.resolve(names, lock_path=target, n_products=300)  # refuses with the differences
+        n_files = sum(len(f) for f in sources.files.values())
+        click.echo(f"{target}: this machine has every locked file ({n_files} files, sources "
+                   f"{', '.join(sorted(sources.files))})")
+        return
+    check_file_output(target, [], what="lock file (--lock)", kind="transfer-lock")
+    doc = write_source_lock(target, names)
+    per = ", ".join(f"{n} {len(e['files'])} files / {e['products']} products" for n, e in doc["sources"].items())
+    click.echo(f"wrote {target}: {per}")
 
 
 @main.command()

@@ -59,3 +59,16 @@ def test_stale_outputs_and_a_failed_stage_read_as_failed(tmp_path):
     assert [s.passed for s in stages] == [True, True, None, None, None]
     text = demo_summary.render(demo, stages, 2)
     assert "FAILED" in text.splitlines()[0] and "first failure: 3/5 export (exit status 2)" in text
+
+
+def test_both_transfer_styles_are_summarised_beside_their_off_the_shelf_reference(tmp_path):
+    demo = _demo(tmp_path)
+    _write(demo / "train" / "offtheshelf" / "eval.json",
+           json.dumps({"recall@1": 0.413, "transfer/pooled/recall@1": 0.48}))
+    _write(demo / "train" / "offtheshelf-print" / "eval.json", json.dumps({"recall@1": 0.31}))
+    _write(demo / "search" / "sdk-transfer.json", json.dumps({"recall@1": 0.66}))
+    _write(demo / "search" / "sdk-transfer-print.json", json.dumps({"recall@1": 0.52}))
+    text = demo_summary.render(demo, demo_summary.summarise(demo), 0)
+    assert "real-image transfer R@1 66.0 (off-the-shelf 48.0)" in text
+    assert "print-screen transfer R@1 52.0 (off-the-shelf 31.0)" in text
+    assert "offtheshelf-print" not in text  # an eval-only reference is no training run

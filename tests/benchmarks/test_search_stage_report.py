@@ -38,3 +38,14 @@ def test_search_section_reports_int8_models_beside_fp32() -> None:
     assert "| SDK: TFLite int8 model (gallery and queries) + float32 index | 88.32 | 100.0 | +0.82 vs fp32 model |" in text
     _, ok = search_section(training, {"recall@1": 0.80}, i8, None)
     assert not ok  # the fp32 SDK path 7.5 points off the training-side figure fails the stage
+
+
+def test_print_screen_section_reads_the_reference_from_its_own_eval() -> None:
+    # The print-screen set's off-the-shelf run scores it as its data.manifest: plain recall@K keys.
+    sdk = {"recall@1": 0.45, "recall@5": 0.7, "queries": 600, "gallery": 300}
+    text = transfer_section({}, sdk, {"recall@1": 0.3, "recall@5": 0.5}, "print-screen", "")
+    assert "## Real-image transfer through the SDK: print-screen style" in text
+    assert "`dp-data transfer --style print-screen`" in text and "600 print-screen" in text
+    assert "| off-the-shelf pooled backbone (PyTorch, no training) | 30.00 | 50.0 | reference |" in text
+    assert "| shipped embedding, SDK: ONNX fp32 + float32 index | 45.00 | 70.0 | +15.0 ±" in text
+    assert "training-side evaluation" not in text

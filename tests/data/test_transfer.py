@@ -5,6 +5,7 @@ a transfer set sharing products with training)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,96 @@ def test_transfer_sharing_products_with_training_is_refused(source_dir, tmp_path
                                           "--source", str(source_dir / "cutouts"), "--image-size", "64",
                                           "--train-manifest", str(leaky)])
     assert result.exit_code != 0 and "must be disjoint from training" in result.output
+
+
+# -- the source lock, the manifest digest, the print-screen style --------------------------------
+
+@pytest.fixture
+def locked_skimage(tmp_path, monkeypatch):
+    """The registered ``skimage`` source pointed at a copy of three of its photographs, and a lock
+    written from that copy: a test can change a "package" file without touching the real one."""
+    from dataclasses import replace
+
+    from deepproduct.training.data.transfer import write_source_lock
+    from deepproduct.training.data.transfer_sources import SOURCES
+
+    root = tmp_path / "skimage-data"
+    root.mkdir()
+    for name in ("chelsea", "coffee", "astronaut"):
+        _photo(name, 512).save(root / f"{name}.png")
+    monkeypatch.setitem(SOURCES, "skimage", replace(SOURCES["skimage"], root=lambda: root))
+    lock = tmp_path / "lock.json"
+    doc = write_source_lock(lock, ["skimage"])
+    return root, lock, doc
+
+
+def test_lock_pins_every_used_file_and_a_changed_file_is_refused_with_its_effect(locked_skimage, tmp_path):
+    from deepproduct.training.data.transfer_lock import TransferLockError
+
+    root, lock, doc = locked_skimage
+    files = doc["sources"]["skimage"]["files"]
+    assert [f["path"] for f in files] == ["astronaut.png", "chelsea.png", "coffee.png"]
+    coffee = next(f for f in files if f["path"] == "coffee.png")
+    total = doc["sources"]["skimage"]["products"]
+    assert coffee["products"] >= 1 and total > coffee["products"]
+    SourceSet.resolve(["skimage"], lock_path=lock)  # unchanged: accepted
+
+    _photo("coffee", 500).save(root / "coffee.png")  # another version of one file
+    with pytest.raises(TransferLockError) as err:
+        SourceSet.resolve(["skimage"], lock_path=lock, n_products=300)
+    msg = str(err.value)
+    assert "\n" not in msg and str(lock) in msg and "skimage coffee.png: sha256" in msg
+    assert f"{coffee['products']} fewer candidate products ({total - coffee['products']} of {total})" in msg
+    assert f"{total - coffee['products']} products instead of {total}" in msg and "--allow-missing-sources" in msg
+
+    (root / "coffee.png").unlink()  # a missing file, through the CLI: refused, one line, exit status 1
+    result = CliRunner().invoke(dp_data, ["transfer", "--out", str(tmp_path / "o"), "--sources", "skimage",
+                                          "--lock", str(lock), "--image-size", "64", "--products", "4"])
+    assert result.exit_code == 1 and "skimage coffee.png: missing" in result.output
+    assert not (tmp_path / "o" / "manifest.csv").exists()
+    result = CliRunner().invoke(dp_data, ["transfer-lock", "--check", "--lock", str(lock), "--sources", "skimage"])
+    assert result.exit_code == 1 and "coffee.png: missing" in result.output
+
+    # --allow-missing-sources builds the smaller set and says so in transfer.json.
+    result = CliRunner().invoke(dp_data, ["transfer", "--out", str(tmp_path / "o"), "--sources", "skimage",
+                                          "--lock", str(lock), "--image-size", "64", "--products", "4",
+                                          "--allow-missing-sources"])
+    assert result.exit_code == 0, result.output
+    params = json.loads((tmp_path / "o" / "transfer.json").read_text())
+    assert params["missing_locked_files"] == [{"source": "skimage", "file": "coffee.png", "reason": "missing",
+                                               "products": coffee["products"]}]
+    assert "coffee" not in (tmp_path / "o" / "manifest.csv").read_text()
+
+
+def test_manifest_digest_is_recorded_printed_and_the_same_when_generated_twice(locked_skimage, tmp_path):
+    from deepproduct.training.data.transfer import manifest_digest
+
+    _, lock, _ = locked_skimage
+    digests = []
+    for name in ("a", "b"):
+        result = CliRunner().invoke(dp_data, ["transfer", "--out", str(tmp_path / name), "--sources", "skimage",
+                                              "--lock", str(lock), "--image-size", "64", "--products", "5"])
+        assert result.exit_code == 0, result.output
+        recorded = json.loads((tmp_path / name / "transfer.json").read_text())["manifest_sha256"]
+        assert recorded == manifest_digest(tmp_path / name / "manifest.csv") and f"digest: {recorded}" in result.output
+        digests.append(recorded)
+    assert digests[0] == digests[1]
+    (tmp_path / "b" / "images").joinpath(read_dataset_manifest(tmp_path / "b" / "manifest.csv").rows[0].path
+                                         .removeprefix("images/")).write_bytes(b"x")
+    assert manifest_digest(tmp_path / "b" / "manifest.csv") != digests[0]  # the digest covers the images
+
+
+def test_print_screen_style_shares_products_and_shop_images(source_dir, tmp_path):
+    src = _sources(source_dir)
+    a = generate_transfer_dataset(tmp_path / "phone", 4, seed=0, sources=src, image_size=96)
+    b = generate_transfer_dataset(tmp_path / "print", 4, seed=0, sources=src, image_size=96, style="print-screen")
+    ma, mb = read_dataset_manifest(a), read_dataset_manifest(b)
+    assert ma.products() == mb.products()
+    for ra, rb in zip(ma.rows, mb.rows, strict=True):
+        same = Path(ma.abspath(ra)).read_bytes() == Path(mb.abspath(rb)).read_bytes()
+        assert same == (ra.domain == "shop")  # the same catalogue, other queries
+    with Image.open(mb.abspath(mb.select("test", "user")[0])) as q:
+        assert q.size == (96, 128)
+    assert json.loads((tmp_path / "print" / "transfer.json").read_text())["style"] == "print-screen"
+    with pytest.raises(ValueError, match="unknown transfer style"):
+        generate_transfer_dataset(tmp_path / "x", 4, sources=src, image_size=96, style="poster")

@@ -14,8 +14,6 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from deepproduct.training.data.synth_shapes import SPRITE
-
 SKIN_TONES = ((233, 190, 160), (200, 150, 115), (160, 110, 80), (110, 75, 55), (245, 210, 185))
 
 
@@ -41,7 +39,7 @@ def place(sprite: Image.Image, canvas: tuple[int, int], centre: tuple[float, flo
     the product. The sprite is first shrunk with a proper filter, then warped bilinearly.
     """
     side = max(8, int(round(size)))
-    small = sprite.resize((side, side), Image.Resampling.LANCZOS) if side < SPRITE else sprite
+    small = sprite.resize((side, side), Image.Resampling.LANCZOS) if side < sprite.width else sprite
     n = small.width
     half = size / 2
     ca, sa = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))

@@ -28,10 +28,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deepproduct.training.data.synth_shapes import SPRITE
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 PHOTO_MAX_SIDE = 1024  # big wallpapers are shrunk on load: regions and backgrounds need no more
+# Products are kept at 512 px (the synthetic benchmark's sprites are 256): a phone photo of the
+# default 512 px width shows a product at up to ~440 px, so a 224 px model input still sees real
+# detail that a 160 px one does not (a 256 px sprite made the set blind to the input size).
+TRANSFER_SPRITE = 512
 MIN_CUTOUT_SIDE = 64  # smaller stamps are icons, not photographs
 MIN_PHOTO_SIDE = 256
 MIN_REGION_DETAIL = 6.0  # mean |horizontal| + |vertical| grey step (0-255 scale) inside a region
@@ -43,13 +45,25 @@ class TransferSourceError(ValueError):
 
 @dataclass(frozen=True)
 class ImageSource:
-    """One registered source: where its files are, what they are, under which licence."""
+    """One registered source: where its files are, what they are, under which licence.
+
+    ``root`` finds the folder the source's files live in on this machine (None: not installed) and
+    ``select`` lists the files of that folder the source uses. They are separate so that the lock
+    file (``transfer_lock``) can name every file relative to its root -- the same on every machine
+    -- and a test can point a source at a copy of its files.
+    """
 
     name: str
     kind: str  # "cutout" or "photo"
     package: str  # how a machine gets it (pip or apt package)
     licence: str
-    find: Callable[[], list[Path]] = field(compare=False)
+    root: Callable[[], Path | None] = field(compare=False)
+    select: Callable[[Path], list[Path]] = field(compare=False)
+
+    def find(self) -> list[Path]:
+        """The source's files on this machine, sorted ([] when it is not installed)."""
+        root = self.root()
+        return self.select(root) if root is not None and root.is_dir() else []
 
 
 def _pkg_dir(module: str) -> Path | None:
@@ -60,10 +74,10 @@ def _pkg_dir(module: str) -> Path | None:
     return Path(mod.__file__).parent
 
 
-def _existing(folder: Path | None, names: tuple[str, ...]) -> list[Path]:
-    if folder is None:
-        return []
-    return [folder / n for n in names if (folder / n).is_file()]
+def _named(names: tuple[str, ...]) -> Callable[[Path], list[Path]]:
+    def select(folder: Path) -> list[Path]:
+        return [folder / n for n in names if (folder / n).is_file()]
+    return select
 
 
 # Only the files shipped inside scikit-image's wheel (no pooch downloads): its colour and grey
@@ -79,36 +93,32 @@ _TUXPAINT_DIR = Path("/usr/share/tuxpaint/stamps")
 _TUXPAINT_SKIP = ("symbols", "cartoon", "town/flags", "seasonal/halloween")  # drawings, letters, signs
 
 
-def _skimage() -> list[Path]:
+def _skimage_root() -> Path | None:
     d = _pkg_dir("skimage")
-    return _existing(d / "data" if d else None, _SKIMAGE_PHOTOS)
+    return d / "data" if d else None
 
 
-def _sklearn() -> list[Path]:
+def _sklearn_root() -> Path | None:
     d = _pkg_dir("sklearn")
-    return _existing(d / "datasets" / "images" if d else None, ("china.jpg", "flower.jpg"))
+    return d / "datasets" / "images" if d else None
 
 
-def _matplotlib() -> list[Path]:
+def _matplotlib_root() -> Path | None:
     try:
         import matplotlib
     except ImportError:
-        return []
-    return _existing(Path(matplotlib.get_data_path()) / "sample_data", ("grace_hopper.jpg",))
+        return None
+    return Path(matplotlib.get_data_path()) / "sample_data"
 
 
-def _wallpapers() -> list[Path]:
-    if not _WALLPAPER_DIR.is_dir():
-        return []
-    return sorted(p for p in _WALLPAPER_DIR.glob("*_by_*.jpg") if p.name not in _WALLPAPER_NOT_PHOTOS)
+def _wallpapers(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*_by_*.jpg") if p.name not in _WALLPAPER_NOT_PHOTOS)
 
 
-def _tuxpaint() -> list[Path]:
-    if not _TUXPAINT_DIR.is_dir():
-        return []
+def _tuxpaint(folder: Path) -> list[Path]:
     out = []
-    for p in sorted(_TUXPAINT_DIR.rglob("*.png")):
-        rel = p.relative_to(_TUXPAINT_DIR).as_posix()
+    for p in sorted(folder.rglob("*.png")):
+        rel = p.relative_to(folder).as_posix()
         if not rel.startswith(_TUXPAINT_SKIP) and "_thumb" not in p.name:
             out.append(p)
     return out
@@ -116,13 +126,15 @@ def _tuxpaint() -> list[Path]:
 
 SOURCES: dict[str, ImageSource] = {s.name: s for s in (
     ImageSource("skimage", "photo", "pip: scikit-image", "CC0 / public domain (per file: skimage.data docstrings)",
-                _skimage),
-    ImageSource("sklearn", "photo", "pip: scikit-learn", "CC-BY 2.0 (Flickr photos)", _sklearn),
-    ImageSource("matplotlib", "photo", "pip: matplotlib", "public domain (US Navy photo)", _matplotlib),
-    ImageSource("wallpapers", "photo", "apt: lomiri-wallpapers-16.04", "CC-BY-4.0 / CC-BY-SA-4.0 (per file: Debian copyright)",
-                _wallpapers),
+                _skimage_root, _named(_SKIMAGE_PHOTOS)),
+    ImageSource("sklearn", "photo", "pip: scikit-learn", "CC-BY 2.0 (Flickr photos)", _sklearn_root,
+                _named(("china.jpg", "flower.jpg"))),
+    ImageSource("matplotlib", "photo", "pip: matplotlib", "public domain (US Navy photo)", _matplotlib_root,
+                _named(("grace_hopper.jpg",))),
+    ImageSource("wallpapers", "photo", "apt: lomiri-wallpapers-16.04",
+                "CC-BY-4.0 / CC-BY-SA-4.0 (per file: Debian copyright)", lambda: _WALLPAPER_DIR, _wallpapers),
     ImageSource("tuxpaint", "cutout", "apt: tuxpaint-stamps-default", "GPL-2+ (Debian copyright)",
-                _tuxpaint),
+                lambda: _TUXPAINT_DIR, _tuxpaint),
 )}
 
 
@@ -161,7 +173,7 @@ def _slug(text: str) -> str:
 
 @dataclass
 class Product:
-    """One transfer product: a square RGBA sprite (SPRITE px) plus, for photo regions, where it sits."""
+    """One transfer product: a square RGBA sprite (TRANSFER_SPRITE px) plus, for photo regions, where it sits."""
 
     product_id: str
     source: str
@@ -205,7 +217,8 @@ def cutout_product(path: Path, image: Image.Image, source: str, product_id: str)
     side = int(max(obj.size) * 1.08)
     square = Image.new("RGBA", (side, side), (0, 0, 0, 0))
     square.paste(obj, ((side - obj.width) // 2, (side - obj.height) // 2))
-    return Product(product_id, source, "cutout", path, square.resize((SPRITE, SPRITE), Image.Resampling.LANCZOS))
+    return Product(product_id, source, "cutout", path,
+                   square.resize((TRANSFER_SPRITE, TRANSFER_SPRITE), Image.Resampling.LANCZOS))
 
 
 def shrink_photo(image: Image.Image) -> Image.Image | None:
@@ -250,7 +263,7 @@ def _overlap(a: tuple[float, float, float], b: tuple[float, float, float]) -> fl
 
 def region_sprite(photo: Image.Image, box: tuple[float, float, float]) -> Image.Image:
     x0, y0, s = box
-    crop = photo.resize((SPRITE, SPRITE), Image.Resampling.LANCZOS, box=(x0, y0, x0 + s, y0 + s))
+    crop = photo.resize((TRANSFER_SPRITE, TRANSFER_SPRITE), Image.Resampling.LANCZOS, box=(x0, y0, x0 + s, y0 + s))
     return crop.convert("RGBA")
 
 

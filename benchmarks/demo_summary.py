@@ -115,19 +115,12 @@ def _search(demo: Path, since: float) -> tuple[bool | None, str]:
 
 
 def _bench(demo: Path, since: float) -> tuple[bool | None, str]:
-    records = demo / "bench" / "host.jsonl"
+    from .results_table import latency_ratios  # one reading of the records for summary and README
+
     if not _fresh(demo / "bench" / "report.md", since):
         return None, "no benchmark report written"
-    median: dict[str, float] = {}
-    for line in records.read_text(encoding="utf-8").splitlines() if records.is_file() else []:
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if r.get("kind") == "latency" and r.get("threads") == 1 and r.get("batch", 1) == 1:
-            median[r["artefact"]] = r["median_ms"]
-    parts = [f"{fmt} int8 {median[fmt + '/fp32'] / median[fmt + '/int8']:.2f}x fp32 (1 thread)"
-             for fmt in ("onnx", "tflite") if f"{fmt}/fp32" in median and f"{fmt}/int8" in median]
+    ratios = latency_ratios(demo / "bench" / "host.jsonl")
+    parts = [f"{fmt} int8 {ratios[fmt]:.2f}x fp32 (1 thread)" for fmt in ("onnx", "tflite") if fmt in ratios]
     return True, "; ".join(parts) or "report written"
 
 

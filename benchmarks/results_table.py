@@ -47,7 +47,8 @@ def _r1(path: Path, key: str = "recall@1") -> dict[str, float] | None:
     return out
 
 
-def _latency_ratios(records: Path) -> dict[str, float]:
+def latency_ratios(records: Path) -> dict[str, float]:
+    """fp32 over int8 median latency at 1 thread, batch 1, per format, from a records file."""
     median: dict[str, float] = {}
     for line in records.read_text(encoding="utf-8").splitlines() if records.is_file() else []:
         try:
@@ -91,14 +92,18 @@ def collect(demo: Path, repo: Path | None = None) -> dict[str, Any]:
         "transfer_print": {"sdk": _r1(search / "sdk-transfer-print.json"),
                            "offtheshelf": _r1(train / "offtheshelf-print" / "eval.json") if offtheshelf_print else None},
         "int8_cosine": cosines,
-        "int8_speedup_1_thread": _latency_ratios(demo / "bench" / "host.jsonl"),
+        "int8_speedup_1_thread": latency_ratios(demo / "bench" / "host.jsonl"),
     }
+    # Which transfer sets these are: comparable across machines only when the hashes are equal.
+    transfer_sets = {style: (_load(demo / folder / "transfer.json") or {}).get("manifest_sha256")
+                     for style, folder in (("phone", "transfer"), ("print_screen", "transfer-print"))}
     return {"format": FORMAT, "version": VERSION, "figures": figures,
             "model": {k: (manifest.get("model") or {}).get(k)
                       for k in ("name", "backbone", "embedding_dim", "input_size", "trained_input_size")},
             "machine": {"cpu_model": host.get("cpu_model"), "cores": host.get("cores"),
                         "cpu_flags": host.get("cpu_flags"),
                         "load_1min_at_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None},
+            "transfer_manifest_sha256": transfer_sets,
             "commit": _git_commit(repo or Path.cwd()), "date": dt.date.today().isoformat()}
 
 

@@ -72,7 +72,7 @@ demo-stages:
 	$(BIN)/dp-train --config configs/demo.yaml --eval-only --off-the-shelf --quiet name=offtheshelf-print seed=$(SEED) \
 	  out_dir=$(DEMO)/train data.manifest=$(TRANSFER_PRINT_MANIFEST)
 	$(BIN)/dp-train --config configs/demo.yaml --overwrite seed=$(SEED) $(DEMO_TRAIN)
-	$(BIN)/python -m deepproduct.training.report --out $(DEMO)/report/10-training.md \
+	$(BIN)/python -m deepproduct.training.eval.report --out $(DEMO)/report/10-training.md \
 	  --baseline $(DEMO)/train/offtheshelf/eval.json \
 	  --run "classical contrastive + PCA head (default)=$(DEMO)/train/contrastive_pca"
 	@echo "== 3/5 export: ONNX, TFLite, Core ML (fp32 + int8) with parity checks"

@@ -3,7 +3,7 @@
 Why: a Recall@1 difference of a few points on a few hundred queries is within the binomial noise
 of each figure, but most queries are answered the same way by both candidates; what decides is
 the discordant queries. This tool embeds a consumer-to-shop test set through the one training-side
-embedding path (``retrieval_eval.embed_dataset``, the exported graph's ``forward``; ``offtheshelf``
+embedding path (``training.eval.held_out.embed_dataset``, the exported graph's ``forward``; ``offtheshelf``
 uses the unit pooled backbone features, as ``dp-train --eval-only --off-the-shelf``) and reports,
 for every candidate against the first:
 
@@ -52,15 +52,15 @@ def parse_candidate(text: str) -> tuple[str, str, int]:
 def query_hits(manifest_path: str | Path, source: str, size: int, config: str | None,
                batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, dict]:
     """Per-query top-1 correctness (consumer-to-shop, test split), each query's product id, and the
-    run's Recall@1/5/10 from ``evaluation.recall_at_k`` (a check that this is the usual figure)."""
+    run's Recall@1/5/10 from ``training.eval.metrics.recall_at_k`` (a check that this is the usual figure)."""
     import torch
 
     from deepproduct.sdk.dataset_manifest import read_dataset_manifest
     from deepproduct.training.checkpoint import load_model
     from deepproduct.training.config import load_config
     from deepproduct.training.data.product_dataset import EvalImages, items_for_split
-    from deepproduct.training.evaluation import recall_at_k
-    from deepproduct.training.retrieval_eval import embed_items
+    from deepproduct.training.eval.held_out import embed_items
+    from deepproduct.training.eval.metrics import recall_at_k
     from deepproduct.training.trainer import build_model
 
     manifest = read_dataset_manifest(manifest_path)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 CARD_FILENAME = "README.md"
-TRANSFER_PREFIX = "transfer/"  # dp-train's transfer-set keys (training/transfer_eval.py)
+TRANSFER_PREFIX = "transfer/"  # dp-train's transfer-set keys (training/eval/transfer.py)
 METRIC_KEYS = ("recall@1", "recall@5", "recall@10", "recall@20", "map@r")
 #: SPDX id -> the Hugging Face ``license`` value (lower-case SPDX; ``other`` when unknown).
 HF_LICENSES = {"apache-2.0", "mit", "bsd-3-clause", "bsd-2-clause", "cc-by-4.0", "cc-by-nc-4.0",

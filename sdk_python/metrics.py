@@ -4,7 +4,7 @@ Recall@K is the share of answerable queries with at least one item of their own 
 their top K results (docs/method.md section 5). Who produces the ranking differs on purpose --
 the gallery index (``search.recall_at_k``, int8 storage and filters included), the server-side
 re-ranker (``training.models.ctx_rerank``), training's chunked torch top-K
-(``training.evaluation``), the export gate's per-query top-1 (``export.recall_gate.query_hits``)
+(``training.eval.metrics``), the export gate's per-query top-1 (``export.recall_gate.query_hits``)
 -- but the scoring of a ranking is these two functions. numpy only, like the rest of the SDK.
 """
 

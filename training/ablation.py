@@ -150,8 +150,8 @@ def tagged_gallery_metrics(model: Any, manifest: Any, image_size: int, device: t
     from torch.utils.data import DataLoader
 
     from .data.product_dataset import EvalImages, items_for_split
-    from .evaluation import map_at_r, recall_at_k
-    from .retrieval_eval import RECALL_KS
+    from .eval.held_out import RECALL_KS
+    from .eval.metrics import map_at_r, recall_at_k
 
     model.eval()
     items, _ = items_for_split(manifest, "test")

@@ -43,6 +43,8 @@ from .config import ConfigError, TrainConfig, save_config
 from .data.product_dataset import DataError, EvalImages, TrainImages, check_images_exist, items_for_split
 from .data.sampler import PKBatchSampler
 from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .eval.held_out import evaluate_retrieval
+from .eval.transfer import TransferEval
 from .losses import create_loss
 from .losses.multitask import distillation, imagenet_ce, make_frozen_teacher, resolve_variant
 from .models import EmbeddingNet, get_architecture
@@ -55,8 +57,6 @@ from .models.projection import (
     orthogonality_penalty,
 )
 from .progress import progress_bar
-from .retrieval_eval import evaluate_retrieval
-from .transfer_eval import TransferEval
 
 
 def pick_device(name: str) -> torch.device:
@@ -155,7 +155,7 @@ class Trainer:
             raise DataError(f"{cfg.data.manifest}: no rows with split=train")
         check_images_exist(self.train_items, self.manifest)
         check_images_exist(test_items, self.manifest)
-        # The real-image transfer set, scored beside the held-out split (training/transfer_eval.py).
+        # The real-image transfer set, scored beside the held-out split (training/eval/transfer.py).
         self.transfer = (TransferEval(cfg.eval.transfer_manifest, cfg.data.image_size, self.manifest,
                                       cfg.eval.transfer_max_products, cfg.seed)
                          if cfg.eval.transfer_manifest else None)

@@ -113,7 +113,7 @@ def refit_head(model: EmbeddingNet, train_manifest: str | Path, kind: str, image
 def score(model: EmbeddingNet, manifest: str | Path, image_size: int, split: str = "test") -> dict[str, Any]:
     from deepproduct.sdk.dataset_manifest import read_dataset_manifest
 
-    from .retrieval_eval import evaluate_retrieval
+    from .eval.held_out import evaluate_retrieval
 
     return evaluate_retrieval(model, read_dataset_manifest(manifest), image_size, torch.device("cpu"),
                               split=split, progress=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepproduct.training.evaluation import leave_one_out, map_at_r, recall_at_k, retrieval_metrics
+from deepproduct.training.eval.metrics import leave_one_out, map_at_r, recall_at_k, retrieval_metrics
 
 KS = (1, 5, 10, 20)
 

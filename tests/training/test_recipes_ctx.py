@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest
-from deepproduct.training.evaluation import map_at_r, recall_at_k
+from deepproduct.training.eval.metrics import map_at_r, recall_at_k
 from deepproduct.training.models import build_embedding_net
 from deepproduct.training.models.ctx_rerank import (
     CtxReranker,

@@ -16,10 +16,10 @@ from support.training import tiny_overrides
 from deepproduct.sdk.dataset_manifest import read_dataset_manifest, write_dataset_manifest
 from deepproduct.training.config import load_config
 from deepproduct.training.data.product_dataset import DataError, EvalImages, items_for_split
-from deepproduct.training.evaluation import recall_at_k
-from deepproduct.training.retrieval_eval import embed_items
+from deepproduct.training.eval.held_out import embed_items
+from deepproduct.training.eval.metrics import recall_at_k
+from deepproduct.training.eval.transfer import TransferEval
 from deepproduct.training.trainer import Trainer
-from deepproduct.training.transfer_eval import TransferEval
 
 
 def _as_transfer(manifest: Path, out_csv: Path) -> Path:
@@ -101,7 +101,7 @@ def _fake_run(head: list[float], pooled: list[float]) -> dict:
 
 
 def test_training_report_shows_transfer_table_and_curves(tmp_path):
-    from deepproduct.training.report import plot_curves, training_section, transfer_curve
+    from deepproduct.training.eval.report import plot_curves, training_section, transfer_curve
 
     runs = {"A": _fake_run([0.40, 0.30, 0.25], [0.40, 0.50, 0.55])}
     baseline = {"recall@1": 0.3, "recall@5": 0.4, "recall@10": 0.5, "recall@20": 0.6, "map@r": 0.2,
@@ -132,8 +132,8 @@ def test_training_side_transfer_recall_equals_the_sdk_on_the_exported_model(tmp_
     from deepproduct.sdk.cli import main as dp_search
     from deepproduct.sdk.dataset_manifest import read_dataset_manifest
     from deepproduct.sdk.model_manifest import sha256_file
+    from deepproduct.training.eval.transfer import TransferEval
     from deepproduct.training.models import build_embedding_net
-    from deepproduct.training.transfer_eval import TransferEval
 
     torch.manual_seed(3)
     model = build_embedding_net("tiny_cnn", 16, pretrained=False, normalise_pooled=True).eval()

@@ -1,6 +1,6 @@
 """The demo report's training section: a table of methods and plots of curves and Recall@K.
 
-Run as ``python -m deepproduct.training.report --out runs/demo/report/10-training.md
+Run as ``python -m deepproduct.training.eval.report --out runs/demo/report/10-training.md
 --baseline runs/demo/offtheshelf/eval.json --run "classical contrastive=runs/demo/contrastive" ...``.
 """
 
@@ -14,8 +14,8 @@ import click
 
 from deepproduct.sdk.fileio import save_figure
 
-from .atomic import write_text_atomic
-from .config import load_yaml_text
+from ..atomic import write_text_atomic
+from ..config import load_yaml_text
 
 KS = (1, 5, 10, 20)
 

@@ -8,7 +8,7 @@ the first step), shows both while they happen.
 
 Cost is kept small: the set is decoded and preprocessed once (cached tensors), each image goes
 through the backbone once per evaluation (the head is applied to the pooled features of that
-pass), only Recall@K is computed (``evaluation.recall_at_k``, no MAP@R), and
+pass), only Recall@K is computed (``metrics.recall_at_k``, no MAP@R), and
 ``eval.transfer_max_products`` can cap the products scored (a seeded, fixed subset).
 """
 
@@ -22,10 +22,10 @@ import torch
 
 from deepproduct.sdk.dataset_manifest import DatasetManifest, DatasetManifestError, read_dataset_manifest
 
-from .data.product_dataset import DataError, EvalImages, check_images_exist, items_for_split
-from .evaluation import recall_at_k
-from .models import EmbeddingNet
-from .retrieval_eval import embed_dataset
+from ..data.product_dataset import DataError, EvalImages, check_images_exist, items_for_split
+from ..models import EmbeddingNet
+from .held_out import embed_dataset
+from .metrics import recall_at_k
 
 TRANSFER_KS = (1, 5, 10)
 PREFIX = "transfer/"
@@ -64,7 +64,7 @@ class TransferEval:
 
     def embed(self, model: EmbeddingNet, device: torch.device, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Head embeddings and unit pooled features through the one embedding path
-        (:func:`retrieval_eval.embed_dataset`: the exported graph's ``forward``). It used to apply the
+        (:func:`held_out.embed_dataset`: the exported graph's ``forward``). It used to apply the
         head to the raw pooled features, skipping ``head_input`` -- 2.1 points off the SDK's figure
         for a ``normalise_pooled`` model."""
         return embed_dataset(model, self.images, device, batch_size)

@@ -8,11 +8,11 @@ from torch.utils.data import DataLoader
 
 from deepproduct.sdk.dataset_manifest import DatasetManifest
 
-from .data.product_dataset import EvalImages, items_for_split
-from .evaluation import leave_one_out, map_at_r, recall_at_k
-from .models import EmbeddingNet
-from .models.pooling import l2_normalise
-from .progress import progress_bar
+from ..data.product_dataset import EvalImages, items_for_split
+from ..models import EmbeddingNet
+from ..models.pooling import l2_normalise
+from ..progress import progress_bar
+from .metrics import leave_one_out, map_at_r, recall_at_k
 
 RECALL_KS = (1, 5, 10, 20)
 

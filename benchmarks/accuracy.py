@@ -3,7 +3,7 @@
 Every artefact that runs here embeds the held-out split through the SDK's preprocessing (the
 phones' one definition), so the only difference between artefacts is the conversion and
 quantisation. Metrics follow docs/method.md section 5 (consumer-to-shop Recall@1/5 and MAP@R, via
-``deepproduct.training.evaluation``, the same code the training report uses); the mean cosine
+``deepproduct.training.eval.metrics``, the same code the training report uses); the mean cosine
 to the PyTorch embeddings of the same tensors isolates conversion error from retrieval effects.
 An artefact more than ``flag_points`` Recall@1 points below its format's fp32 artefact (or
 the reference when that format has no fp32) is flagged.
@@ -46,7 +46,7 @@ def preprocess_split(paths: list[Path], spec: PreprocessingSpec, workdir: Path, 
 
 def retrieval_scores(emb: np.ndarray, labels: np.ndarray, is_query: np.ndarray) -> dict[str, float]:
     """Recall@1/5 and MAP@R: consumer-to-shop when both domains exist, else leave-one-out."""
-    from deepproduct.training.evaluation import leave_one_out, map_at_r, recall_at_k
+    from deepproduct.training.eval.metrics import leave_one_out, map_at_r, recall_at_k
 
     if is_query.any() and (~is_query).any():
         out = recall_at_k(emb[is_query], labels[is_query], emb[~is_query], labels[~is_query], (1, 5))

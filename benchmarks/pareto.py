@@ -51,8 +51,8 @@ def measure(transfer: str | os.PathLike, backbones: list[str], sizes: list[int],
     import torch
 
     from deepproduct.sdk.dataset_manifest import read_dataset_manifest
+    from deepproduct.training.eval.transfer import TransferEval
     from deepproduct.training.models import build_embedding_net
-    from deepproduct.training.transfer_eval import TransferEval
 
     torch.set_num_threads(threads)
     manifest = read_dataset_manifest(transfer)

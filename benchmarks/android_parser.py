@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepproduct.sdk.fileio import read_text_input
+
 from .schema import make_record, new_run_id
 
 _STAT = re.compile(r"count=(?P<count>\d+)(?:\s+first=(?P<first>[\d.]+))?\s+curr=(?P<curr>[\d.]+)"
@@ -207,7 +209,7 @@ def runner_records(directory: str | os.PathLike, run_id: str | None, tool: str, 
         name = LOG_NAME.match(log.stem)
         fallback = name.groupdict() if name else {"stem": log.stem}
         try:
-            run = parse(log.read_text(encoding="utf-8", errors="replace"))
+            run = parse(read_text_input(log, "benchmark log"))
         except BenchmarkLogError as exc:
             records.append(make_record("skipped", machine=machine, run_id=run_id, source="android",
                                        artefact=artefact_key(fallback.get("stem", log.stem)),

@@ -212,6 +212,9 @@ def profile(artefacts: tuple[str, ...], threads: int, runs: int, warmup: int, ba
     from .schema import make_record
 
     run_id = new_run_id()
+    for a in artefacts:  # a FIFO would block onnxruntime's open forever
+        if not Path(a).is_file():
+            raise ValueError(f"{a}: not a regular file (a FIFO, device or folder)")
     profiles = [profile_onnx(a, threads=threads, runs=runs, warmup=warmup, batch=batch) for a in artefacts]
     table = profile_table(profiles)
     click.echo(table)
@@ -316,7 +319,9 @@ def _analysis(run, table, json_out: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     click.echo(table(result))
     if json_out:
-        write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")
+        # Marked as ours (output policy): the next run may replace it, a user's notes.json it may not
+        write_text_atomic(json_out, json.dumps({"written_by": "DeepProduct dp-bench", **result}, indent=2,
+                                               allow_nan=False) + "\n")
 
 
 @main.command("head-sweep")
@@ -327,7 +332,7 @@ def _analysis(run, table, json_out: str | None) -> None:
               help="A second manifest scored on its test split (e.g. the real-image transfer set).")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the figures as JSON here.")
-@outputs(json_out=None)
+@outputs(json_out="dp-json")
 def head_sweep_command(export_dir: str, data: str, transfer: str | None, threads: int, json_out: str | None) -> None:
     """Refit the PCA head with milder whitening: Recall@1 and int8 cosine of each (benchmarks/head_sweep.py)."""
     from .head_sweep import head_sweep, sweep_table
@@ -343,7 +348,7 @@ def head_sweep_command(export_dir: str, data: str, transfer: str | None, threads
 @click.option("--every", default=1, show_default=True, help="Use every N-th image of the split.")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--json-out", type=click.Path(dir_okay=False), help="Also write the figures as JSON here.")
-@outputs(json_out=None)
+@outputs(json_out="dp-json")
 def int8_budget_command(export_dir: str, data: str, split: str, every: int, threads: int,
                         json_out: str | None) -> None:
     """Where the int8 ONNX model's cosine loss comes from: weights, residual-stream or post-ReLU6
@@ -372,7 +377,7 @@ def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: st
     out = Path(out_dir)
     # One fresh run per folder (the report describes exactly this run): only a folder dp-bench
     # marked as its own is refreshed; a user's folder is refused (docs/threat-model.md).
-    check_folder_output(out, [export_dir, data, checkpoint], overwrite=True, what="--out-dir")
+    check_folder_output(out, [export_dir, data, checkpoint], overwrite=True, what="--out-dir", kind="bench-folder")
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, "dp-bench", "bench-folder")
     jsonl = out / "host.jsonl"

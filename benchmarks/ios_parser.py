@@ -19,10 +19,11 @@ from __future__ import annotations
 import csv
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deepproduct.sdk.fileio import read_text_input
 
 from .schema import make_record, new_run_id
 from .timing import summarise
@@ -61,7 +62,7 @@ def records_from_xctest_log(path: str | os.PathLike, machine: dict[str, Any], ru
     """Latency records for each ``testLatency_*`` measurement (other measured tests are ignored)."""
     run_id = run_id or new_run_id()
     records = []
-    for meas in parse_xctest_log(Path(path).read_text(encoding="utf-8", errors="replace")):
+    for meas in parse_xctest_log(read_text_input(path, "XCTest log")):
         name = _TEST_NAME.match(meas["test"])
         if not name or not meas["values_ms"]:
             continue
@@ -83,17 +84,17 @@ def records_from_report_csv(path: str | os.PathLike, machine: dict[str, Any], ru
     """Figures copied from Xcode's Core ML performance report (median only; min/mean = median)."""
     run_id = run_id or new_run_id()
     records = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(line for line in f if not line.startswith("#")):
-            artefact = row["artefact"].strip()
-            precision = artefact.split("/", 1)[-1]
-            median = float(row["median_ms"])
-            records.append(make_record(
-                "latency", machine=machine, run_id=run_id, source="ios", artefact=artefact, format="coreml",
-                precision=precision, runtime=f"coreml/{row.get('compute_units', 'all').strip()}",
-                compute_units=row.get("compute_units", "all").strip(), threads=0, batch=1,
-                runs=int(row.get("runs") or 0), warmup=0, median_ms=median, p90_ms=None, min_ms=median,
-                mean_ms=median, images_per_s=round(1e3 / median, 2),
-                load_ms=float(row["load_ms"]) if row.get("load_ms") else None,
-                stat_note="Xcode performance report: median prediction time only"))
+    lines = read_text_input(path, "Core ML performance report").splitlines()  # regular files only, size-capped
+    for row in csv.DictReader(line for line in lines if not line.startswith("#")):
+        artefact = row["artefact"].strip()
+        precision = artefact.split("/", 1)[-1]
+        median = float(row["median_ms"])
+        records.append(make_record(
+            "latency", machine=machine, run_id=run_id, source="ios", artefact=artefact, format="coreml",
+            precision=precision, runtime=f"coreml/{row.get('compute_units', 'all').strip()}",
+            compute_units=row.get("compute_units", "all").strip(), threads=0, batch=1,
+            runs=int(row.get("runs") or 0), warmup=0, median_ms=median, p90_ms=None, min_ms=median,
+            mean_ms=median, images_per_s=round(1e3 / median, 2),
+            load_ms=float(row["load_ms"]) if row.get("load_ms") else None,
+            stat_note="Xcode performance report: median prediction time only"))
     return records

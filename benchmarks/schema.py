@@ -137,14 +137,16 @@ def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]], ap
 
 def read_records(paths: Iterable[str | os.PathLike]) -> Iterator[dict[str, Any]]:
     """Records from JSON-lines files, validated; a bad line fails with its file and line number."""
-    for p in paths:
-        with open(p, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    validate_record(rec)
-                except (json.JSONDecodeError, RecordError) as exc:
-                    raise RecordError(f"{p}:{line_no}: {exc}") from exc
-                yield rec
+    from deepproduct.sdk.fileio import read_text_input
+    from deepproduct.sdk.jsonio import loads as json_loads
+
+    for p in paths:  # regular files only, size-capped; each line under the strict JSON grammar
+        for line_no, line in enumerate(read_text_input(p, "benchmark records file").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json_loads(line)
+                validate_record(rec)
+            except (ValueError, RecordError) as exc:
+                raise RecordError(f"{p}:{line_no}: {exc}") from exc
+            yield rec

@@ -108,6 +108,32 @@ def check_replaceable(out_dir: Path) -> None:
     if any(out_dir.iterdir()) and not is_bundle(out_dir):
         raise BundleError(f"{out_dir}: not empty and not a bundle written by dp-search bundle (no bundle.json); "
                           "refusing to replace it -- empty it or choose another --out")
+    extra = _files_not_listed(out_dir) if any(out_dir.iterdir()) else []
+    if extra:  # a user's file added to a bundle (or a folder with a hand-made bundle.json): never deleted
+        raise BundleError(f"{out_dir}: holds {len(extra)} file(s) its bundle.json does not list ({extra[0]}"
+                          f"{', ...' if len(extra) > 1 else ''}); refusing to replace it -- move them away")
+
+
+def _files_not_listed(out_dir: Path) -> list[str]:
+    """Files under a bundle folder that its ``bundle.json`` does not account for."""
+    try:
+        doc = json.loads((out_dir / "bundle.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["bundle.json"]
+    listed = {"bundle.json", str(doc.get("manifest", "")), str(doc.get("manifest_schema", "")), str(doc.get("index", ""))}
+    listed |= {str(m.get("file", "")) for m in doc.get("models", []) if isinstance(m, dict)}
+    listed |= {str(s.get("file", "")) for s in doc.get("samples", []) if isinstance(s, dict)}
+    thumbs = (doc.get("thumbnails") or {}).get("products") if isinstance(doc.get("thumbnails"), dict) else None
+    listed |= {str(v) for v in (thumbs or {}).values()}
+    out = []
+    for p in sorted(out_dir.rglob("*")):
+        rel = p.relative_to(out_dir).as_posix()
+        if p.is_dir() and not p.is_symlink():
+            continue
+        if rel in listed or any(rel.startswith(d.rstrip("/") + "/") for d in listed if d.endswith(".mlpackage")):
+            continue
+        out.append(rel)
+    return out
 
 
 def _remove_stale(out_dir: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .cli_boundary import boundary, terminal_safe
+from .jsonio import loads as json_loads
 from .output_policy import check_file_output, check_inputs
 from .version import __version__
 
@@ -29,8 +30,8 @@ def parse_filters(specs: Sequence[str]) -> dict[str, Any] | None:
         if ":=" in spec:
             name, raw = spec.split(":=", 1)
             try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as exc:
+                value = json_loads(raw)  # the strict grammar: NaN, 1e400 are not values (docs/json.md)
+            except ValueError as exc:
                 raise click.BadParameter(f"{spec!r}: the value after := must be JSON") from exc
         elif "=" in spec:
             name, value = spec.split("=", 1)

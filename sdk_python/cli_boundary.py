@@ -63,8 +63,9 @@ _OS_WORDS = {
     errno.ELOOP: "too many levels of symbolic links",
 }
 
-#: C0/C1 control characters (ESC, OSC's BEL, ...) that a terminal would interpret.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: C0/C1 control characters (ESC, OSC's BEL, ...) that a terminal would interpret, and the Unicode
+#: bidirectional controls that reorder what is shown (an id could display as another).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def terminal_safe(text: Any) -> str:

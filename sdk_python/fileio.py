@@ -39,6 +39,8 @@ def atomic_path(target: str | os.PathLike, *, mode: int | None = None, durable: 
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if mode is None:  # what a plain open() would give (umask), not mkstemp's owner-only 0600
+        mode = ordinary_file_mode()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -106,3 +108,35 @@ def swap_folder(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, out)
+
+
+#: Text inputs (locks, logs, records) larger than this are refused before reading: /dev/zero never ends.
+MAX_TEXT_INPUT_BYTES = 256 << 20
+
+
+def read_text_input(path: str | os.PathLike, what: str, max_bytes: int = MAX_TEXT_INPUT_BYTES) -> str:
+    """A user-given text file, read whole -- only when it is a regular file of at most ``max_bytes``.
+
+    Why: a FIFO blocks ``open`` forever and a device (``/dev/zero``) has no end, so reading either
+    hangs or allocates gigabytes. Anything else is one ``ValueError`` naming the file (the CLIs' error
+    boundary prints it); undecodable bytes are replaced, as a log reader wants."""
+    import stat
+
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: {what} not found") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path}: {what} is not a regular file (a FIFO, device or folder)")
+        if st.st_size > max_bytes:
+            raise ValueError(f"{path}: {what} is {st.st_size} bytes, more than the {max_bytes} this reader takes")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path}: {what} grew past {max_bytes} bytes while being read")
+    return data.decode("utf-8", errors="replace")

@@ -111,7 +111,8 @@ MARKDOWN_MARKER = "<!-- written by DeepProduct; replaced when the command runs a
 _KIND_WORDS = {"dpindex": "a .dpindex gallery index", "png": "a PNG written by DeepProduct",
                "csv-manifest": "a dataset manifest CSV", "jsonl-records": "a benchmark records file (JSON lines)",
                "markdown": "a report written by DeepProduct",
-               "transfer-lock": "a transfer source lock (dp-data transfer-lock)"}
+               "transfer-lock": "a transfer source lock (dp-data transfer-lock)",
+               "dp-json": "a JSON file written by DeepProduct"}
 
 
 def looks_ours(path: str | os.PathLike, kind: str) -> bool:
@@ -135,6 +136,8 @@ def looks_ours(path: str | os.PathLike, kind: str) -> bool:
         return first.startswith("{") and '"kind"' in first
     if kind == "markdown":
         return first == MARKDOWN_MARKER
+    if kind == "dp-json":
+        return first.startswith("{") and '"written_by": "DeepProduct' in text
     if kind == "transfer-lock":
         return first == "{" and '"format": "deepproduct-transfer-lock"' in text
     raise ValueError(f"unknown output kind {kind!r}")
@@ -173,7 +176,7 @@ def check_file_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
 
 def check_folder_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (),
                         *, overwrite: bool, what: str = "output folder", flag: str = "--overwrite",
-                        allow_empty: bool = True) -> Path:
+                        allow_empty: bool = True, kind: str | None = None) -> Path:
     """Rules 1-3 for a folder output, before any work.
 
     A missing folder is fine; an empty one too with ``allow_empty`` (else it needs ``overwrite``,
@@ -199,6 +202,10 @@ def check_folder_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLi
     if not is_marked(out):
         raise OutputRefused(out, f"{what} exists and was not written by DeepProduct (no {MARKER_NAME}); "
                                  "refusing to replace it: choose a new folder or move it away")
+    marker = read_marker(out) or {}
+    if kind is not None and marker.get("kind") != kind:  # e.g. an export over a training run's folder
+        raise OutputRefused(out, f"{what} holds another DeepProduct output ({marker.get('owner')}: "
+                                 f"{marker.get('kind')}), not a {kind}; refusing to replace it")
     if not overwrite:
         raise OutputRefused(out, f"{what} already exists; pass {flag} to replace it")
     probe_writable(out)

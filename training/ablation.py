@@ -340,7 +340,8 @@ def main(config: str, out: str, only: str | None, data: str | None, transfer: st
     from .data.product_dataset import DataError
 
     # The output policy: OUT is missing, empty, or an ablation folder of ours (reruns reuse it)
-    check_folder_output(Path(out), [config, data, transfer], overwrite=True, what="--out folder")
+    check_folder_output(Path(out), [config, data, transfer], overwrite=True, what="--out folder",
+                        kind="ablation-folder")
     Path(out).mkdir(parents=True, exist_ok=True)
     write_marker(Path(out), "dp-bench ablation", "ablation-folder")
     try:

@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from deepproduct.sdk.jsonio import loads as json_loads
 from deepproduct.sdk.registry import did_you_mean
 
 from .atomic import atomic_path, write_text_atomic
@@ -87,11 +88,15 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
     if meta.get("format") != "deepproduct-checkpoint" or "model_config" not in meta:
         raise CheckpointError(f"{weights}: not a DeepProduct checkpoint (no model_config metadata)")
     try:
-        cfg = json.loads(meta["model_config"])
+        cfg = json_loads(meta["model_config"], source=f"{path} model_config")  # strict grammar, bounded depth
     except (ValueError, RecursionError) as exc:
         raise CheckpointError(f"{weights}: model_config metadata is not valid JSON ({exc})") from None
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{weights}: model_config metadata is not a JSON object")
+    for key, (low, high) in {"embedding_dim": (1, 65536), "input_size": (32, 2048)}.items():
+        v = cfg.get(key)  # checked before anything is built: a 180 KB file must not allocate 13 GB
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high):
+            raise CheckpointError(f"{weights}: model_config {key} is {v!r}; expected an integer in {low}..{high}")
     _check_format_version(weights, cfg.get("checkpoint_format_version"))
     return cfg
 

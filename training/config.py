@@ -225,8 +225,18 @@ MAX_CONFIG_BYTES = 1 << 20
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without anchors/aliases: a 700-byte alias bomb expands to gigabytes
-    when the config is saved, and no DeepProduct config needs them."""
+    """PyYAML's safe loader without anchors/aliases (a 700-byte alias bomb expands to gigabytes when
+    the config is saved, and no DeepProduct config needs them) and without duplicate keys (PyYAML
+    keeps the last silently; the JSON grammar refuses them too)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -301,18 +311,33 @@ def _finite(low: float | None = None, *, strict: bool = False) -> Callable[[Any]
 
 
 #: dotted key -> check (``*`` is any list index); ``None`` values (optional keys) are not checked.
+def _between(low: float, high: float) -> Callable[[Any], str | None]:
+    """A range with an upper bound too: a typo'd 100000 must fail here, not allocate 30 GB later."""
+    def check(v: Any) -> str | None:
+        if v < low:
+            return f"must be at least {low:g}"
+        return None if v <= high else f"must be at most {high:g}"
+    return check
+
+
+def _plain_name(v: Any) -> str | None:
+    """A run name is one folder name: never a path that would put the run outside ``out_dir``."""
+    return None if v and v not in (".", "..") and "/" not in v and "\\" not in v else "must be a plain folder name"
+
+
 VALUE_RULES: dict[str, Callable[[Any], str | None]] = {
-    "eval_every": _at_least(1), "log_every": _at_least(1), "threads": _at_least(1),
-    "data.image_size": _at_least(32),  # the backbones' total stride: smaller leaves no feature map
+    "eval_every": _at_least(1), "log_every": _at_least(1), "threads": _between(1, 1024),
+    "seed": _between(0, 2**32 - 1), "name": _plain_name,
+    "data.image_size": _between(32, 2048),  # the backbones' total stride: smaller leaves no feature map
     "data.products_per_batch": _at_least(1), "data.images_per_product": _at_least(1),
     "data.workers": _at_least(0), "data.imagenet_batch": _at_least(1), "data.eval_batch_size": _at_least(1),
-    "model.embedding_dim": _at_least(1), "model.freeze_stages": _at_least(0),
+    "model.embedding_dim": _between(1, 65536), "model.freeze_stages": _at_least(0),
     "head.pooled_loss_weight": _finite(0.0), "head.orthogonal_weight": _finite(0.0), "head.whiten_power": _finite(0.0),
     "losses.*.weight": _finite(0.0),
     "multitask.lambda_cls": _finite(0.0), "multitask.temperature": _finite(0.0, strict=True),
     "optim.lr": _finite(0.0, strict=True), "optim.head_lr_multiplier": _finite(0.0, strict=True),
-    "optim.weight_decay": _finite(0.0), "optim.warmup_steps": _at_least(0), "optim.epochs": _at_least(1),
-    "optim.steps_per_epoch": _at_least(1), "optim.grad_clip": _finite(0.0, strict=True),
+    "optim.weight_decay": _finite(0.0), "optim.warmup_steps": _at_least(0), "optim.epochs": _between(1, 1_000_000),
+    "optim.steps_per_epoch": _between(1, 100_000_000), "optim.grad_clip": _finite(0.0, strict=True),
 }
 
 

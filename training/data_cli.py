@@ -53,7 +53,7 @@ def _run_adapter(fn, *args, out: Path, inputs: list[Path], **kwargs) -> None:
 def _claim_folder(out: Path, inputs: list) -> None:
     """A generator's --out under the output policy: missing, empty, or a folder dp-data marked (a
     rerun regenerates it: the generators are deterministic by seed); then marked as ours."""
-    check_folder_output(out, inputs, overwrite=True, what="--out folder")
+    check_folder_output(out, inputs, overwrite=True, what="--out folder", kind="generated-dataset")
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, "dp-data", "generated-dataset")
 

@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 
 from deepproduct.sdk.cli_boundary import BoundaryCommand, boundary
-from deepproduct.sdk.output_policy import check_folder_output, check_inputs, is_marked, write_marker
+from deepproduct.sdk.output_policy import (
+    OutputRefused,
+    check_folder_output,
+    check_inputs,
+    is_marked,
+    read_marker,
+    write_marker,
+)
 
 from .config import load_config
 
@@ -44,8 +51,9 @@ def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only
         check_inputs(run_dir, inputs, "run folder")  # eval-only writes eval.json only
     elif resume:
         check_inputs(run_dir, [config_path, cfg.data.manifest, cfg.eval.transfer_manifest], "run folder")
+        _check_resume_target(run_dir, Path(resume))
     elif os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 owns the run folder; the others would race it
-        check_folder_output(run_dir, inputs, overwrite=overwrite, what=f"run folder {cfg.name!r}")
+        check_folder_output(run_dir, inputs, overwrite=overwrite, what=f"run folder {cfg.name!r}", kind="run-folder")
     from .trainer import Trainer
 
     trainer = Trainer(cfg, progress=not quiet, eval_only=eval_only)
@@ -82,6 +90,20 @@ def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only
                                    "multitask_variant": result.multitask_variant}, indent=2, allow_nan=False))
     finally:
         trainer.close()
+
+
+def _check_resume_target(run_dir: Path, checkpoint: Path) -> None:
+    """``--resume`` continues a run: into a missing or empty folder, or into dp-train's own run folder
+    that holds the checkpoint being resumed -- never a user's folder, never another run's."""
+    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+        return
+    marker = read_marker(run_dir) or {}
+    if not run_dir.is_dir() or marker.get("kind") != "run-folder":
+        raise OutputRefused(run_dir, "--resume would write into a folder dp-train did not write; "
+                                     "choose another name= or out_dir=")
+    if run_dir.resolve() not in checkpoint.resolve().parents:
+        raise OutputRefused(run_dir, f"--resume {checkpoint} belongs to another run than this run folder; "
+                                     "pass the name= of the run it came from (or a new one)")
 
 
 def _clear_run_folder(run_dir: Path) -> None:

@@ -45,3 +45,10 @@ def test_replace_block_needs_the_markers():
         results_table.replace_block("no block here", "x")
     text = f"a\n{results_table.BEGIN}\nold\n{results_table.END}\nb\n"
     assert results_table.replace_block(text, "new") == f"a\n{results_table.BEGIN}\nnew\n{results_table.END}\nb\n"
+
+
+def test_the_readme_table_agrees_with_current_json():
+    """README figures are rendered, never typed: they must equal docs/results/current.json's."""
+    current = json.loads((REPO_ROOT / "docs" / "results" / "current.json").read_text(encoding="utf-8"))
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert results_table.replace_block(readme, results_table.render(current)) == readme

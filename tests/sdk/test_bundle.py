@@ -53,9 +53,13 @@ def test_rewriting_replaces_the_old_bundle_whole(tmp_path):
     model, index = _model_dir(tmp_path), _index(tmp_path)
     out = tmp_path / "android"
     write_bundle(model, index, out, "android")
-    (out / "stale.txt").write_text("old")
+    (out / "stale.txt").write_text("old")  # a file the bundle does not list: the user's, never deleted
+    with pytest.raises(BundleError, match="does not list"):
+        write_bundle(model, index, out, "android")
+    assert (out / "stale.txt").read_text() == "old"
+    (out / "stale.txt").unlink()
     write_bundle(model, index, out, "android")
-    assert not (out / "stale.txt").exists() and (out / "model.tflite").exists()
+    assert (out / "model.tflite").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 

@@ -101,6 +101,9 @@ def test_out_replaces_our_own_bundle_and_cleans_only_our_leftovers(tmp_path):
     out.mkdir()  # empty: fine
     write_bundle(model, index, out, "web")
     (out / "stale.txt").write_text("old")
+    with pytest.raises(BundleError, match="does not list"):  # a user's file in our bundle: refused, kept
+        write_bundle(model, index, out, "web")
+    (out / "stale.txt").unlink()
     partial = tmp_path / ".web.killed1"  # an interrupted run's half-written folder
     partial.mkdir()
     (partial / ".deepproduct-partial-bundle").touch()

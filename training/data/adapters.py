@@ -362,7 +362,11 @@ def pairs_to_manifest(pairs_file: str | os.PathLike, images_root: str | os.PathL
         for name, domain in names:
             if not name:
                 continue
-            name = template.format(name)
+            try:
+                name = template.format(name)
+            except (IndexError, KeyError, ValueError) as exc:
+                raise AdapterError(f"--template {template!r} cannot format {name!r} ({type(exc).__name__}: {exc}); "
+                                   "use one {{}} for the reference, e.g. '{{}}.jpg'") from None
             if name in seen:
                 if seen[name][:2] != (product, domain):
                     raise AdapterError(f"{where}: {name} is the {domain} image of product {product} here but the "

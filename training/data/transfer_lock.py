@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepproduct.sdk.fileio import read_text_input
 from deepproduct.sdk.model_manifest import sha256_file
 from deepproduct.training.data.transfer_sources import SOURCES, TransferSourceError
 
@@ -62,11 +63,13 @@ def read_lock(path: str | os.PathLike = LOCK_PATH) -> dict:
     """The lock document; an unreadable or foreign file is an error naming it."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TransferLockError(f"{path}: transfer source lock not found; write it with `dp-data transfer-lock` "
-                                f"(docs/transfer-benchmark.md)") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(read_text_input(path, "transfer source lock", max_bytes=16 << 20))
+    except (OSError, ValueError) as exc:
+        if not os.path.lexists(path):
+            raise TransferLockError(f"{path}: transfer source lock not found; write it with `dp-data transfer-lock` "
+                                    f"(docs/transfer-benchmark.md)") from exc
+        if not isinstance(exc, json.JSONDecodeError):
+            raise TransferLockError(str(exc)) from exc
         raise TransferLockError(f"{path}: cannot read the transfer source lock ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != LOCK_FORMAT or not isinstance(doc.get("sources"), dict):
         raise TransferLockError(f"{path}: not a transfer source lock (expected \"format\": \"{LOCK_FORMAT}\")")

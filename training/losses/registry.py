@@ -63,9 +63,14 @@ def _check_name(name: str) -> None:
         raise LOSSES.unknown(name, listed="registered losses")
 
 
+class LossParameterError(TypeError, ValueError):
+    """A loss parameter the loss does not have (a user's config, not a bug)."""
+
+
 def create_loss(name: str, **params: Any) -> nn.Module:
     """Build a registered loss. Unknown name -> KeyError listing the registered names; unknown
-    parameter -> TypeError naming it and listing the loss's parameters."""
+    parameter -> ``LossParameterError`` (a ``TypeError`` and a ``ValueError``: a config mistake, which
+    the CLIs report in one line) naming it and listing the loss's parameters."""
     _check_name(name)
     sig = _signature(name)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
@@ -73,7 +78,7 @@ def create_loss(name: str, **params: Any) -> nn.Module:
         known = loss_params(name)
         for key in params:
             if key not in known:
-                raise TypeError(f"loss {name!r} has no parameter {key!r}{did_you_mean(key, list(known))}; "
+                raise LossParameterError(f"loss {name!r} has no parameter {key!r}{did_you_mean(key, list(known))}; "
                                 f"its parameters: {', '.join(known) or '(none)'}")
     loss = LOSSES.get(name)(**params)
     if not isinstance(loss, MetricLoss):  # the trainer calls MetricLoss's hooks without probing

@@ -15,6 +15,7 @@ an unknown name is one line with a did-you-mean hint.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -89,11 +90,24 @@ def list_architectures() -> list[str]:
 
 
 def load_local_weights(module: nn.Module, path: str) -> None:
-    """Load a local state dict (.safetensors or a weights-only .pth); never a hub download."""
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+    """Load a local state dict (.safetensors or a weights-only .pth); never a hub download.
 
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    module.load_state_dict(state, strict=True)
+    Anything wrong with the file (missing, a FIFO, not a weights file, other tensors) is one
+    ``ValueError`` naming ``model.pretrained`` and the file -- a config mistake, not a bug."""
+    import stat as _stat
+
+    try:
+        if not _stat.S_ISREG(os.stat(path).st_mode):
+            raise ValueError("not a regular file")
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise ValueError(f"holds a {type(state).__name__}, not a state dict")
+        module.load_state_dict(state, strict=True)
+    except Exception as exc:  # torch/safetensors raise many types for a wrong file
+        raise ValueError(f"model.pretrained={path}: not usable weights for this backbone "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None

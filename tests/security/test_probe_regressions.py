@@ -326,3 +326,76 @@ def test_control_sequences_in_ids_are_shown_escaped():
     hostile = "p1\x1b]8;;http://evil\x07click\x1b]8;;\x07\x1b[2J"
     shown = terminal_safe(hostile)
     assert "\x1b" not in shown and "\x07" not in shown and "\\x1b" in shown
+
+
+# -- second probe (issue 19 rerun) --------------------------------------------------------------------
+def test_resume_never_trains_into_a_users_folder(tmp_path, tiny_manifest):
+    from support.tiny_export import write_tiny_export
+
+    ck = write_tiny_export(tmp_path / "ck", embedding_dim=16) / "checkpoint.safetensors"
+    user = tmp_path / "runs" / "userrun" / "checkpoints"
+    user.mkdir(parents=True)
+    (user / "last.safetensors").write_text("precious")
+    r = CliRunner().invoke(dp_train, ["--resume", str(ck), f"out_dir={tmp_path / 'runs'}", "name=userrun",
+                                      f"data.manifest={tiny_manifest}", "--quiet"])
+    assert "did not write" in _one_line_error(r, "dp-train") and r.exit_code == 3
+    assert (user / "last.safetensors").read_text() == "precious"
+
+
+def test_an_export_never_replaces_another_kind_of_deepproduct_folder(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.safetensors").write_bytes(b"weights")
+    write_marker(run, "dp-train", "run-folder")
+    ck = tmp_path / "other.safetensors"
+    ck.write_bytes(b"x")
+    r = CliRunner().invoke(dp_export, [str(ck), "--out", str(run), "--overwrite"])
+    assert "not a export-folder" in _one_line_error(r, "dp-export") and r.exit_code == 3
+    assert (run / "checkpoints" / "last.safetensors").read_bytes() == b"weights"
+
+
+def test_json_out_never_replaces_a_users_file(tmp_path):
+    from deepproduct.benchmarks.cli import main as dp_bench
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    (tmp_path / "export").mkdir()
+    data = tmp_path / "m.csv"
+    data.write_text("path,product_id,domain,split,tags\n")
+    r = CliRunner().invoke(dp_bench, ["int8-budget", str(tmp_path / "export"), "--data", str(data),
+                                      "--json-out", str(notes)])
+    assert "not a JSON file written by DeepProduct" in _one_line_error(r, "dp-bench") and notes.read_text() == "mine"
+
+
+def test_fifo_and_device_text_inputs_are_refused_at_once(tmp_path):
+    from deepproduct.sdk.fileio import read_text_input
+
+    fifo = tmp_path / "lock.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_text_input(fifo, "transfer source lock")  # a blocking open would hang here
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_text_input("/dev/zero", "benchmark log")  # reading it would never end
+
+
+def test_config_values_have_upper_bounds_and_yaml_keys_are_unique(tmp_path):
+    for override, key in (("data.image_size=100000", "data.image_size"), ("model.embedding_dim=100000000",
+                                                                          "model.embedding_dim"),
+                          ("threads=100000", "threads"), ("name=../../escape", "name")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_config(None, [override])
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("optim: {lr: 0.1}\noptim: {lr: 0.2}\n")
+    with pytest.raises(ConfigError, match="duplicate key"):
+        load_config(dup)
+
+
+def test_bidi_controls_are_escaped():
+    assert "\u202e" not in terminal_safe("abc\u202edcba") and "\\x202e" in terminal_safe("abc\u202edcba")
+
+
+def test_alpha_images_decoded_in_float_are_capped(tmp_path):
+    path = tmp_path / "big-alpha.png"
+    Image.new("RGBA", (3000, 3000), (0, 0, 0, 0)).save(path)  # 9 MP: float64 decode would take ~1 GB
+    with pytest.raises(ImageDecodeError, match="capped"):
+        preprocess_image(path)

@@ -153,12 +153,14 @@ def export(opts: ExportOptions, say: Say = print) -> ExportResult:
     inputs = [opts.checkpoint, _weights_file(opts.checkpoint), *_local_sources(opts.calib, opts.parity)]
     # The output policy (docs/threat-model.md) before any work: never the checkpoint's own folder,
     # never a folder DeepProduct did not write, never without --overwrite.
-    check_folder_output(out, inputs, overwrite=opts.overwrite, what="export folder (--out)", allow_empty=False)
+    check_folder_output(out, inputs, overwrite=opts.overwrite, what="export folder (--out)", allow_empty=False,
+                        kind="export-folder")
     if not _weights_file(opts.checkpoint).is_file():  # checked before the leftovers are touched
         raise ExportError(f"cannot export: {opts.checkpoint}: checkpoint not found")
     with export_workspace(out) as (tmp, scratch):  # locked; a killed run's marked leftovers cleaned first
         # e.g. an interrupted swap's previous export, restored: the same policy again
-        check_folder_output(out, inputs, overwrite=opts.overwrite, what="export folder (--out)", allow_empty=False)
+        check_folder_output(out, inputs, overwrite=opts.overwrite, what="export folder (--out)", allow_empty=False,
+                        kind="export-folder")
         result = _export_into(tmp, scratch, opts, variants, skipped, say)
         swap_folder(tmp, out)
         result.out = out

@@ -47,9 +47,12 @@ def _threads(text: str) -> list[int]:
     from .model_bench import parse_threads
 
     try:
-        return parse_threads(text)
+        values = parse_threads(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    if max(values, default=1) > 256:  # 100000 threads crashed faiss and hung onnxruntime
+        raise click.BadParameter(f"at most 256 threads, got {max(values)}")
+    return values
 
 
 def _only(text: str | None) -> list[str] | None:
@@ -172,7 +175,7 @@ def accuracy(export_dir: str, data: str, checkpoint: str | None, split: str, bat
 @click.option("--dim", default=128, show_default=True)
 @click.option("--batches", default="1,64", show_default=True)
 @click.option("--threads", default="1", show_default=True, help="Thread counts for both implementations.")
-@click.option("--k", default=10, show_default=True)
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--runs", default=20, show_default=True, help="Timed calls (capped by --budget seconds).")
 @click.option("--budget", default=8.0, show_default=True, help="Seconds of timed calls per configuration.")
 @click.option("--storage", default="float32,int8", show_default=True)
@@ -197,10 +200,10 @@ def search(sizes: str, dim: int, batches: str, threads: str, k: int, runs: int, 
 
 @main.command()
 @click.argument("artefacts", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--threads", default=1, show_default=True)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256))
 @click.option("--runs", default=50, show_default=True)
 @click.option("--warmup", default=10, show_default=True)
-@click.option("--batch", default=1, show_default=True)
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--md", "md_out", type=click.Path(dir_okay=False), help="Also write the table as markdown here.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True)
 @outputs(out="jsonl-records", md_out="markdown")

@@ -49,7 +49,8 @@ format_option = click.option("--format", "fmt", default="onnx", show_default=Tru
                              type=click.Choice(["onnx", "tflite", "executorch"]),
                              help="Which artefact runs the model (executorch: the .pte, needs the executorch extra).")
 precision_option = click.option("--precision", default="fp32", show_default=True, help="Artefact precision.")
-threads_option = click.option("--threads", type=int, default=None, help="Model runtime threads.")
+threads_option = click.option("--threads", type=click.IntRange(1, 256), default=None,
+                              help="Model runtime threads (a huge value would hang the runtime's thread pool).")
 
 
 @click.group(cls=boundary("dp-search"), context_settings={"help_option_names": ["-h", "--help"]})

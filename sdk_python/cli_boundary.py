@@ -152,6 +152,15 @@ def to_cli_error(prog: str, exc: BaseException, *, known: Sequence[type[BaseExce
                           "rerun with --debug or DP_DEBUG=1 to see it here)", EXIT_INTERNAL)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         ctx.meta["deepproduct.debug"] = True
@@ -204,6 +213,9 @@ class _Boundary:
             raise
         except (SystemExit, KeyboardInterrupt):  # Ctrl-C: click's own "Aborted!", exit status 1
             raise
+        except BrokenPipeError:  # `dp-data stats X | head -1`: the reader left; not an error to report
+            _silence_stdout()
+            raise click.exceptions.Exit(141) from None
         except BaseException as exc:  # noqa: BLE001 - this is the boundary: everything becomes one line
             root = ctx.find_root().command
             prog = getattr(root, "prog", self.prog)

@@ -33,6 +33,8 @@ DEFAULT_MAX_PIXELS = 50_000_000
 #: peak, against 3 for 8-bit RGB) are capped lower, so a 400 KB PNG of 7071 x 7071 16-bit RGBA is
 #: refused instead of allocating 4.6 GB. 8 MP keeps the peak under 1 GB.
 FLOAT_PATH_MAX_PIXELS = 8_000_000
+#: No photograph is wider or taller than this; a longer strip is refused before decoding.
+MAX_SIDE = 1_000_000
 
 ImageSource = str | os.PathLike | bytes | BinaryIO | Image.Image
 
@@ -147,6 +149,8 @@ def _decode_opened(img: Image.Image, name: str, max_pixels: int,
         )
     if width < 1 or height < 1:
         raise ImageDecodeError(f"{name}: empty image ({width}x{height})")
+    if max(width, height) > MAX_SIDE:  # a 190 KB 1 x 49,000,000 PNG took 1.5 GB to decode
+        raise ImageDecodeError(f"{name}: {width}x{height} has a side longer than {MAX_SIDE} pixels")
     float_path = (img.mode in _ALPHA_MODES or img.mode in _SIXTEEN_BIT_MODES or img.mode == "F"
                   or img.info.get("transparency") is not None)
     if float_path and width * height > min(max_pixels, FLOAT_PATH_MAX_PIXELS):

@@ -16,7 +16,7 @@ import click
 from deepproduct.sdk.cli_boundary import boundary, terminal_safe
 from deepproduct.sdk.dataset_manifest import DOMAINS, SPLITS, DatasetManifestError, read_dataset_manifest
 from deepproduct.sdk.fileio import atomic_path
-from deepproduct.sdk.locking import ordinary_file_mode
+from deepproduct.sdk.locking import folder_lock, ordinary_file_mode
 from deepproduct.sdk.output_policy import (
     OutputRefused,
     check_file_output,
@@ -55,6 +55,9 @@ def _claim_folder(out: Path, inputs: list) -> None:
     rerun regenerates it: the generators are deterministic by seed); then marked as ours."""
     check_folder_output(out, inputs, overwrite=True, what="--out folder", kind="generated-dataset")
     out.mkdir(parents=True, exist_ok=True)
+    # Held until the command ends: a second generator into the same folder fails at once instead
+    # of interleaving two data sets (two synth runs once wrote a manifest of 30 missing images).
+    click.get_current_context().with_resource(folder_lock(out, out, ValueError))
     write_marker(out, "dp-data", "generated-dataset")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from deepproduct.sdk.cli_boundary import BoundaryCommand, boundary
+from deepproduct.sdk.locking import folder_lock
 from deepproduct.sdk.output_policy import (
     OutputRefused,
     check_folder_output,
@@ -82,6 +83,9 @@ def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only
             if not resume and overwrite and run_dir.is_dir() and is_marked(run_dir):
                 _clear_run_folder(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
+            # One trainer per run folder: a second dp-train with the same name fails at once instead
+            # of interleaving checkpoints and metrics (released when the command ends).
+            click.get_current_context().with_resource(folder_lock(run_dir, run_dir, ValueError))
             write_marker(run_dir, "dp-train", "run-folder")
         result = trainer.train()
         if trainer.dist.is_main:

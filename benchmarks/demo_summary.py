@@ -97,18 +97,15 @@ def _search(demo: Path, since: float) -> tuple[bool | None, str]:
         doc = _load(path) if _fresh(path, since) else None
         if isinstance(doc, dict):
             parts.append(f"{fmt} int8 model R@1 {_pct(doc.get('recall@1'))}")
-    transfer = demo / "search" / "sdk-transfer.json"
-    doc = _load(transfer) if _fresh(transfer, since) else None
-    if isinstance(doc, dict):
-        base = _load(demo / "train" / "offtheshelf" / "eval.json")
-        ref = base.get("transfer/pooled/recall@1") if isinstance(base, dict) else None
-        parts.append(f"real-image transfer R@1 {_pct(doc.get('recall@1'))} (off-the-shelf {_pct(ref)})")
-    printed = demo / "search" / "sdk-transfer-print.json"
-    doc = _load(printed) if _fresh(printed, since) else None
-    if isinstance(doc, dict):
-        base = _load(demo / "train" / "offtheshelf-print" / "eval.json")
-        ref = base.get("recall@1") if isinstance(base, dict) else None
-        parts.append(f"print-screen transfer R@1 {_pct(doc.get('recall@1'))} (off-the-shelf {_pct(ref)})")
+    for label, sdk_file, base_run, base_key in (
+            ("real-image transfer", "sdk-transfer.json", "offtheshelf", "transfer/pooled/recall@1"),
+            ("print-screen transfer", "sdk-transfer-print.json", "offtheshelf-print", "recall@1")):
+        path = demo / "search" / sdk_file
+        doc = _load(path) if _fresh(path, since) else None
+        if isinstance(doc, dict):
+            base = _load(demo / "train" / base_run / "eval.json")
+            ref = base.get(base_key) if isinstance(base, dict) else None
+            parts.append(f"{label} R@1 {_pct(doc.get('recall@1'))} (off-the-shelf {_pct(ref)})")
     if not found:
         return None, "no SDK evaluation written"
     return _fresh(demo / "report" / "30-search.md", since), "; ".join(parts)

@@ -114,19 +114,16 @@ def swap_folder(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
 MAX_TEXT_INPUT_BYTES = 256 << 20
 
 
-def read_text_input(path: str | os.PathLike, what: str, max_bytes: int = MAX_TEXT_INPUT_BYTES) -> str:
-    """A user-given text file, read whole -- only when it is a regular file of at most ``max_bytes``.
+def read_regular_bytes(path: str | os.PathLike, what: str, max_bytes: int) -> bytes:
+    """A user-given file's bytes -- only when it is a regular file of at most ``max_bytes``.
 
     Why: a FIFO blocks ``open`` forever and a device (``/dev/zero``) has no end, so reading either
-    hangs or allocates gigabytes. Anything else is one ``ValueError`` naming the file (the CLIs' error
-    boundary prints it); undecodable bytes are replaced, as a log reader wants."""
+    hangs or allocates gigabytes. Raises ``FileNotFoundError`` for a missing file, else one
+    ``ValueError`` naming the file (the CLIs' error boundary prints it)."""
     import stat
 
     path = Path(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: {what} not found") from None
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -139,4 +136,13 @@ def read_text_input(path: str | os.PathLike, what: str, max_bytes: int = MAX_TEX
         os.close(fd)
     if len(data) > max_bytes:
         raise ValueError(f"{path}: {what} grew past {max_bytes} bytes while being read")
+    return data
+
+
+def read_text_input(path: str | os.PathLike, what: str, max_bytes: int = MAX_TEXT_INPUT_BYTES) -> str:
+    """:func:`read_regular_bytes` as text (undecodable bytes replaced, as a log reader wants)."""
+    try:
+        data = read_regular_bytes(path, what, max_bytes)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: {what} not found") from None
     return data.decode("utf-8", errors="replace")

@@ -170,25 +170,18 @@ def resolve_inside(folder: Path, relative: str, what: str) -> Path:
 
 
 def _read_manifest_bytes(path: Path) -> bytes:
-    # O_NONBLOCK: a FIFO named manifest.json must fail, not block the reader forever.
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    """The manifest's bytes (decoded strictly, as UTF-8, by jsonio.loads): a regular file of at most
+    MAX_MANIFEST_BYTES -- a FIFO named manifest.json must fail, not block the reader forever."""
+    from .fileio import read_regular_bytes
+
     try:
-        fd = os.open(path, flags)
+        return read_regular_bytes(path, "model manifest", MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(f"no model manifest at {path}") from None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot open the manifest ({exc.strerror or exc})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ManifestError(f"{path}: not a regular file")
-        if st.st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{path}: {st.st_size} bytes is far too large for a model manifest")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
-    finally:
-        os.close(fd)
-    return data  # decoded (strictly, as UTF-8) by jsonio.loads
+    except ValueError as exc:
+        raise ManifestError(str(exc)) from None
 
 
 #: What this SDK implements (docs/preprocessing.md); a manifest asking for anything else is refused

@@ -50,6 +50,14 @@ def _run_adapter(fn, *args, out: Path, inputs: list[Path], **kwargs) -> None:
     _report(fn(*args, out, **kwargs))
 
 
+def _finish(path: Path, start: float, *notes: str) -> None:
+    """A generator's closing lines: what it wrote, any notes, how long it took."""
+    _report(path)
+    for note in notes:
+        click.echo(note)
+    click.echo(f"took {time.perf_counter() - start:.1f} s")
+
+
 def _claim_folder(out: Path, inputs: list) -> None:
     """A generator's --out under the output policy: missing, empty, or a folder dp-data marked (a
     rerun regenerates it: the generators are deterministic by seed); then marked as ours."""
@@ -104,8 +112,7 @@ def synth(out: Path, products: int, seed: int, test_fraction: float, distractors
                                           progress=True)
     except FileExistsError as exc:
         raise OutputRefused(out, str(exc)) from exc
-    _report(path)
-    click.echo(f"took {time.perf_counter() - start:.1f} s")
+    _finish(path, start)
 
 
 @main.command()
@@ -148,9 +155,7 @@ def transfer(out: Path, products: int, seed: int, style: str, source_names: str 
                                          style=style)
     except FileExistsError as exc:
         raise OutputRefused(out, str(exc)) from exc
-    _report(path)
-    click.echo(f"manifest digest: {manifest_digest(path)} (style {style}; compare across machines)")
-    click.echo(f"took {time.perf_counter() - start:.1f} s")
+    _finish(path, start, f"manifest digest: {manifest_digest(path)} (style {style}; compare across machines)")
 
 
 @main.command("transfer-lock")

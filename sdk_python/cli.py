@@ -126,6 +126,23 @@ def check_folder_output_inputs(out: Path, inputs: list[Any]) -> None:
     check_inputs(out, inputs, "--out")
 
 
+def trusted_image_root(info: dict[str, Any], index_path: Path) -> Path | None:
+    """The gallery folder an index records, used for contact sheets only when it lies inside the
+    current folder or the index's own folder: the index is untrusted, and a recorded root of ``/``
+    would let it paste any image on this machine into a PNG the user then shares. Elsewhere the
+    user passes ``--image-root`` (a one-line note says so)."""
+    root = info.get("image_root")
+    if not isinstance(root, str) or not root:
+        return None
+    resolved = Path(root).resolve()
+    for base in (Path.cwd().resolve(), index_path.resolve().parent):
+        if resolved == base or base in resolved.parents:
+            return resolved
+    click.echo(f"note: {index_path} records its images under {terminal_safe(root)}, outside this folder and the "
+               "index's; pass --image-root to show them in the contact sheet", err=True)
+    return None
+
+
 def _hits_table(path: str, hits: list[Any]) -> str:
     lines = [terminal_safe(path), f"  {'rank':>4}  {'score':>7}  {'product':<20} {'category':<14} title"]
     for h in hits:  # ids and titles come from the index: shown escaped, never as terminal control codes
@@ -172,7 +189,7 @@ def query(index_path: Path, model: Path, images: tuple[Path, ...], k: int, filte
     if contact_sheet:
         from .contact_sheet import write_contact_sheet
 
-        write_contact_sheet(contact_sheet, list(images), results, image_root or search.index.info.get("image_root"))
+        write_contact_sheet(contact_sheet, list(images), results, image_root or trusted_image_root(search.index.info, index_path))
     if as_json:
         doc = [{"image": str(p), "results": [h.to_dict() for h in hits]}
                for p, hits in zip(images, results, strict=True)]
@@ -286,7 +303,7 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
         rows = min(sheet_rows, len(labels))
         hits = search.index.search(report.embeddings[:rows], k=5)
         paths = [entries[i].path for i in report.ok_indices[:rows].tolist()]
-        write_contact_sheet(contact_sheet, paths, hits, image_root or search.index.info.get("image_root"),
+        write_contact_sheet(contact_sheet, paths, hits, image_root or trusted_image_root(search.index.info, index_path),
                             labels[:rows])
     if as_json:
         click.echo(dumps_json(metrics, indent=2))

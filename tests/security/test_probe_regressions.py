@@ -399,3 +399,14 @@ def test_alpha_images_decoded_in_float_are_capped(tmp_path):
     Image.new("RGBA", (3000, 3000), (0, 0, 0, 0)).save(path)  # 9 MP: float64 decode would take ~1 GB
     with pytest.raises(ImageDecodeError, match="capped"):
         preprocess_image(path)
+
+
+def test_contact_sheets_trust_an_index_image_root_only_near_home(tmp_path, monkeypatch):
+    from deepproduct.sdk.cli import trusted_image_root
+
+    monkeypatch.chdir(tmp_path)
+    index = tmp_path / "search" / "cat.dpindex"
+    assert trusted_image_root({"image_root": str(tmp_path / "data")}, index) == (tmp_path / "data").resolve()
+    assert trusted_image_root({"image_root": "data"}, index) == (tmp_path / "data").resolve()
+    assert trusted_image_root({"image_root": "/"}, index) is None  # a hostile index's root: ignored
+    assert trusted_image_root({"image_root": "data/../.."}, index) is None

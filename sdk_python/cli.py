@@ -8,7 +8,6 @@ message and exit with status 1 instead of a traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import click
 
 from .cli_boundary import boundary, terminal_safe
+from .jsonio import dumps as json_dumps  # every --json output: RFC 8259, never NaN/Infinity
 from .jsonio import loads as json_loads
 from .output_policy import check_file_output, check_inputs
 from .version import __version__
@@ -116,16 +116,6 @@ def build(model: Path, images: Path, split: str | None, domain: str | None, out:
                f"embedding space {index.embedding_space_id}")
 
 
-def dumps_json(doc: Any, **kwargs: Any) -> str:
-    """Every ``--json`` output: RFC 8259, so NaN/Infinity are an error here, never printed."""
-    return json.dumps(doc, allow_nan=False, **kwargs)
-
-
-def check_folder_output_inputs(out: Path, inputs: list[Any]) -> None:
-    """The output policy's input rule for a folder output (the folder's own rules are the writer's)."""
-    check_inputs(out, inputs, "--out")
-
-
 def trusted_image_root(info: dict[str, Any], index_path: Path) -> Path | None:
     """The gallery folder an index records, used for contact sheets only when it lies inside the
     current folder or the index's own folder: the index is untrusted, and a recorded root of ``/``
@@ -193,7 +183,7 @@ def query(index_path: Path, model: Path, images: tuple[Path, ...], k: int, filte
     if as_json:
         doc = [{"image": str(p), "results": [h.to_dict() for h in hits]}
                for p, hits in zip(images, results, strict=True)]
-        click.echo(dumps_json(doc, indent=2, ensure_ascii=False))
+        click.echo(json_dumps(doc, indent=2, ensure_ascii=False))
     else:
         click.echo("\n\n".join(_hits_table(str(p), hits) for p, hits in zip(images, results, strict=True)))
 
@@ -241,7 +231,7 @@ def info(file: Path, as_json: bool, no_verify: bool) -> None:
         except IndexFileError as exc:
             problem = str(exc)
     if as_json:
-        click.echo(dumps_json(doc, indent=2, ensure_ascii=False))
+        click.echo(json_dumps(doc, indent=2, ensure_ascii=False))
     else:
         for key, value in doc.items():
             if key == "sections":
@@ -306,7 +296,7 @@ def evaluate(index_path: Path, model: Path, queries: Path, split: str, domain: s
         write_contact_sheet(contact_sheet, paths, hits, image_root or trusted_image_root(search.index.info, index_path),
                             labels[:rows])
     if as_json:
-        click.echo(dumps_json(metrics, indent=2))
+        click.echo(json_dumps(metrics, indent=2))
     else:
         click.echo(f"consumer-to-shop on {index_path.name} ({search.index.storage}, {len(search.index)} items): "
                    f"{int(metrics['queries'])} queries, {int(metrics['unmatched_queries'])} without their "
@@ -340,7 +330,7 @@ def bundle(model: Path, index_path: Path, target: str, out: Path, precision: str
     from .bundle import check_sample, write_bundle
     from .catalogue import catalogue_root, list_catalogue
 
-    check_folder_output_inputs(out, [model, index_path, samples_from, *sample_paths])
+    check_inputs(out, [model, index_path, samples_from, *sample_paths], "--out")
     from .bundle import check_replaceable
 
     check_replaceable(out)  # before any reading: a user's folder is refused at once

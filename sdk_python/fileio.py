@@ -114,26 +114,34 @@ def swap_folder(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
 MAX_TEXT_INPUT_BYTES = 256 << 20
 
 
+def open_regular(path: str | os.PathLike, refuse: Callable[[], Exception]) -> Any:
+    """Open ``path`` for binary reading only when it is a regular file, else raise ``refuse()``.
+
+    Why non-blocking: opening a FIFO for reading blocks until a writer appears, so a FIFO named as
+    an image, a model or a manifest would hang the reader; a device would never end. Every reader of
+    user-given files (images, model artefacts, manifests, text inputs) opens through this one check.
+    ``FileNotFoundError`` passes through for the caller's own message."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise refuse()
+    return os.fdopen(fd, "rb")
+
+
 def read_regular_bytes(path: str | os.PathLike, what: str, max_bytes: int) -> bytes:
     """A user-given file's bytes -- only when it is a regular file of at most ``max_bytes``.
 
     Why: a FIFO blocks ``open`` forever and a device (``/dev/zero``) has no end, so reading either
     hangs or allocates gigabytes. Raises ``FileNotFoundError`` for a missing file, else one
     ``ValueError`` naming the file (the CLIs' error boundary prints it)."""
-    import stat
-
     path = Path(path)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path}: {what} is not a regular file (a FIFO, device or folder)")
-        if st.st_size > max_bytes:
-            raise ValueError(f"{path}: {what} is {st.st_size} bytes, more than the {max_bytes} this reader takes")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(max_bytes + 1)
-    finally:
-        os.close(fd)
+    with open_regular(path, lambda: ValueError(f"{path}: {what} is not a regular file (a FIFO, device or folder)")) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise ValueError(f"{path}: {what} is {size} bytes, more than the {max_bytes} this reader takes")
+        data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise ValueError(f"{path}: {what} grew past {max_bytes} bytes while being read")
     return data

@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,11 @@ def sha256_file(path: str | Path) -> str:
 
 
 def open_regular(path: str | Path) -> Any:
-    """Open a file for reading only when it is a regular file: a FIFO (or a device) named as a model
-    artefact would block the reader forever, so it is refused with a ``ManifestError``."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ManifestError(f"{path}: not a regular file (a FIFO, device or folder); refused")
-    return os.fdopen(fd, "rb")
+    """:func:`deepproduct.sdk.fileio.open_regular` for model artefacts: a FIFO or device named as one
+    is a ``ManifestError``."""
+    from .fileio import open_regular as _open
+
+    return _open(path, lambda: ManifestError(f"{path}: not a regular file (a FIFO, device or folder); refused"))
 
 
 class ManifestError(ValueError):

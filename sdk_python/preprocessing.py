@@ -17,7 +17,6 @@ import contextlib
 import io
 import math
 import os
-import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -132,11 +131,9 @@ def decode_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS,
 
 def _open_regular(path: str | os.PathLike, name: str) -> BinaryIO:
     """Open an image path for reading; a FIFO or device would block Pillow forever, so refuse it."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ImageDecodeError(f"{name}: not a regular file")
-    return os.fdopen(fd, "rb")
+    from .fileio import open_regular
+
+    return open_regular(path, lambda: ImageDecodeError(f"{name}: not a regular file"))
 
 
 def _decode_opened(img: Image.Image, name: str, max_pixels: int,

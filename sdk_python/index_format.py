@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -85,8 +85,9 @@ class QueryDimensionError(IndexFileError):
     """A query vector whose length is not the index's embedding dimension."""
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):
+    """One section's place in the file: the header's (u64 offset, u64 length) pair."""
+
     offset: int
     length: int
 

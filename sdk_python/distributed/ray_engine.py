@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -94,7 +95,14 @@ def resolve_address(ray: ModuleType, address: str | None) -> str | None:
 @contextlib.contextmanager
 def ray_session(ray: ModuleType, address: str | None) -> Iterator[None]:
     """Connect to ``address`` (or start a private local cluster) for the duration; always disconnect."""
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    try:
+        with mock.patch.dict(os.environ):  # the auth settings below (and Ray's own) end with the session
+            yield from _ray_session(ray, address)
+    finally:
+        _refresh_auth()  # Ray re-reads the restored settings
+
+
+def _ray_session(ray: ModuleType, address: str | None) -> Iterator[None]:
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
         kwargs["include_dashboard"] = False
@@ -120,12 +128,6 @@ def ray_session(ray: ModuleType, address: str | None) -> Iterator[None]:
     finally:
         with contextlib.suppress(Exception):
             ray.shutdown()  # a private cluster ends here; a joined one is only disconnected from
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        _refresh_auth()
 
 
 def _refresh_auth() -> None:

@@ -460,12 +460,13 @@ def generate_transfer_dataset(out_dir: str | os.PathLike, n_products: int = 300,
     ``phone`` (the product photographed where it lies) or ``print-screen`` (the catalogue photo
     photographed from a print or a screen); the products and shop images are the same for both.
     """
-    if image_size < 64:
-        raise ValueError(f"image_size must be at least 64 px, got {image_size}")
-    if n_products < 2:
-        raise ValueError(f"n_products must be at least 2, got {n_products}")
-    if style not in STYLES:
-        raise ValueError(f"unknown transfer style {style!r}; choose one of {', '.join(STYLES)}")
+    problems = [message for ok, message in (
+        (image_size >= 64, f"image_size must be at least 64 px, got {image_size}"),
+        (n_products >= 2, f"n_products must be at least 2, got {n_products}"),
+        (style in STYLES, f"unknown transfer style {style!r}; choose one of {', '.join(STYLES)}"),
+    ) if not ok]
+    if problems:  # every problem at once: a caller fixes its arguments in one go
+        raise ValueError("; ".join(problems))
     sources = sources or SourceSet.resolve(n_products=n_products)
     out = Path(out_dir)
     images = out / IMAGES_DIR

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner
@@ -60,30 +61,23 @@ def catalogue(tmp_path_factory) -> Path:
 def cluster():
     """Two Ray nodes of 1 CPU each on this host, with token auth (Ray >= 2.59 wants it on a multi-node
     local cluster): RAY_AUTH_MODE and a fresh RAY_AUTH_TOKEN, inherited by every node and driver."""
-    from ray._raylet import AuthenticationTokenLoader, Config
     from ray.cluster_utils import Cluster
 
-    def refresh() -> None:  # this process imported Ray already: re-read the auth settings (Ray 2.60's own way)
-        Config.initialize("")
-        AuthenticationTokenLoader.instance().reset_cache()
+    from deepproduct.sdk.distributed.ray_engine import _refresh_auth
 
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    refresh()
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     try:
-        c.add_node(num_cpus=1)
-        c.wait_for_nodes()
-        yield c
+        with mock.patch.dict(os.environ, token):
+            _refresh_auth()
+            c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+            try:
+                c.add_node(num_cpus=1)
+                c.wait_for_nodes()
+                yield c
+            finally:
+                c.shutdown()
     finally:
-        c.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        refresh()
+        _refresh_auth()
 
 
 @pytest.fixture(scope="module")

@@ -149,47 +149,46 @@ public enum StrictJSON {
             return false
         }
 
-        mutating func object(depth: Int) throws -> [String: Any] {
+        /// `{...}` or `[...]` after its opening byte: `member` reads one member each time round,
+        /// `closes` takes the comma or the closing byte. One loop for both containers.
+        mutating func members(closing: UInt8, _ member: (inout Parser) throws -> Void) throws {
             pos += 1
+            skipSpace()
+            if try peek() == closing {
+                pos += 1
+                return
+            }
+            repeat {
+                skipSpace()
+                try member(&self)
+            } while try !closes(closing)
+        }
+
+        mutating func object(depth: Int) throws -> [String: Any] {
             var out = [String: Any]()
             // Keys compared by their UTF-8 bytes (code points), as Python, JS and the JVM compare
             // them: Swift's String == would call "é" and "e\u{301}" the same key.
             var seen = Set<[UInt8]>()
-            skipSpace()
-            if try peek() == UInt8(ascii: "}") {
-                pos += 1
-                return out
-            }
-            repeat {
-                skipSpace()
-                guard try peek() == UInt8(ascii: "\"") else { throw failure("expected a string key") }
-                let keyAt = pos
-                let key = try string()
+            try members(closing: UInt8(ascii: "}")) { p in
+                guard try p.peek() == UInt8(ascii: "\"") else { throw p.failure("expected a string key") }
+                let keyAt = p.pos
+                let key = try p.string()
                 if !seen.insert(key).inserted {
-                    pos = keyAt
-                    throw failure("duplicate key")
+                    p.pos = keyAt
+                    throw p.failure("duplicate key")
                 }
-                skipSpace()
-                guard try peek() == UInt8(ascii: ":") else { throw failure("expected ':'") }
-                pos += 1
-                skipSpace()
-                out[String(decoding: key, as: UTF8.self)] = try value(depth: depth)
-            } while try !closes(UInt8(ascii: "}"))
+                p.skipSpace()
+                guard try p.peek() == UInt8(ascii: ":") else { throw p.failure("expected ':'") }
+                p.pos += 1
+                p.skipSpace()
+                out[String(decoding: key, as: UTF8.self)] = try p.value(depth: depth)
+            }
             return out
         }
 
         mutating func array(depth: Int) throws -> [Any] {
-            pos += 1
             var out = [Any]()
-            skipSpace()
-            if try peek() == UInt8(ascii: "]") {
-                pos += 1
-                return out
-            }
-            repeat {
-                skipSpace()
-                out.append(try value(depth: depth))
-            } while try !closes(UInt8(ascii: "]"))
+            try members(closing: UInt8(ascii: "]")) { p in out.append(try p.value(depth: depth)) }
             return out
         }
 

@@ -305,6 +305,7 @@ public final class GalleryIndex {
         // unclamped k (say 100,000,000 on a 12-item index) would be an OutOfMemoryError.
         k = Math.min(k, productIds.length);
         TopK top = new TopK(k);
+        float[] scratch = new float[dim];
         final Map<String, Object> f = filter != null && !filter.isEmpty() ? filter : null;
         if (useCoarseScan && productIds.length > 0) {
             // Two stages (CoarseScan): integer scan for candidates, then their float64 scores.
@@ -315,7 +316,7 @@ public final class GalleryIndex {
                 }
             };
             for (int i : coarse().candidates(w, k, eligible)) {
-                top.offer(i, floatVectors != null ? dotFloat(w, i * dim, dim) : dotInt8(w, i * dim, dim));
+                top.offer(i, score(w, i, dim, scratch));
             }
         } else {
             int n = productIds.length;
@@ -323,7 +324,7 @@ public final class GalleryIndex {
                 if (f != null && !MetadataFilter.matches(items.get(i), f)) {
                     continue;
                 }
-                double s = floatVectors != null ? dotFloat(w, i * dim, dim) : dotInt8(w, i * dim, dim);
+                double s = score(w, i, dim, scratch);
                 // Most rows lose to the current k-th best: skip the heap call for them.
                 if (top.wouldKeep(i, s)) {
                     top.offer(i, s);
@@ -386,52 +387,40 @@ public final class GalleryIndex {
     }
 
     /**
-     * One row's score in float64. Eight independent sums let the CPU overlap the additions (one
-     * chain would wait on each add's latency); the order is fixed, so equal rows score equally.
+     * One row's score in float64. The row is first copied into {@code scratch} as floats (exact for
+     * both storages: a float32 stays itself, an int8 code becomes the same integer), so one loop
+     * serves both; FloatBuffer and ByteBuffer share no unboxed {@code get(int)}, and a generic or
+     * lambda version would box every element in the search's innermost loop.
      */
-    private double dotFloat(float[] w, int base, int dim) {
-        FloatBuffer v = floatVectors;
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-        int d = 0;
-        for (; d + 7 < dim; d += 8) {
-            int o = base + d;
-            s0 += (double) w[d] * v.get(o);
-            s1 += (double) w[d + 1] * v.get(o + 1);
-            s2 += (double) w[d + 2] * v.get(o + 2);
-            s3 += (double) w[d + 3] * v.get(o + 3);
-            s4 += (double) w[d + 4] * v.get(o + 4);
-            s5 += (double) w[d + 5] * v.get(o + 5);
-            s6 += (double) w[d + 6] * v.get(o + 6);
-            s7 += (double) w[d + 7] * v.get(o + 7);
+    private double score(float[] w, int row, int dim, float[] scratch) {
+        int base = row * dim;
+        if (floatVectors != null) {
+            for (int d = 0; d < dim; d++) scratch[d] = floatVectors.get(base + d);
+        } else {
+            for (int d = 0; d < dim; d++) scratch[d] = int8Vectors.get(base + d);
         }
-        for (; d < dim; d++) {
-            s0 += (double) w[d] * v.get(base + d);
-        }
-        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        return dot(w, scratch, dim);
     }
 
     /**
-     * {@link #dotFloat}'s loop over the int8 codes. Two copies on purpose: FloatBuffer and ByteBuffer
-     * share no unboxed {@code get(int)}, and a generic or lambda version would box every element in
-     * the search's innermost loop.
+     * Eight independent sums let the CPU overlap the additions (one chain would wait on each add's
+     * latency); the order is fixed, so equal rows score equally.
      */
-    private double dotInt8(float[] w, int base, int dim) {
-        ByteBuffer v = int8Vectors;
+    private static double dot(float[] w, float[] v, int dim) {
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         int d = 0;
         for (; d + 7 < dim; d += 8) {
-            int o = base + d;
-            s0 += (double) w[d] * v.get(o);
-            s1 += (double) w[d + 1] * v.get(o + 1);
-            s2 += (double) w[d + 2] * v.get(o + 2);
-            s3 += (double) w[d + 3] * v.get(o + 3);
-            s4 += (double) w[d + 4] * v.get(o + 4);
-            s5 += (double) w[d + 5] * v.get(o + 5);
-            s6 += (double) w[d + 6] * v.get(o + 6);
-            s7 += (double) w[d + 7] * v.get(o + 7);
+            s0 += (double) w[d] * v[d];
+            s1 += (double) w[d + 1] * v[d + 1];
+            s2 += (double) w[d + 2] * v[d + 2];
+            s3 += (double) w[d + 3] * v[d + 3];
+            s4 += (double) w[d + 4] * v[d + 4];
+            s5 += (double) w[d + 5] * v[d + 5];
+            s6 += (double) w[d + 6] * v[d + 6];
+            s7 += (double) w[d + 7] * v[d + 7];
         }
         for (; d < dim; d++) {
-            s0 += (double) w[d] * v.get(base + d);
+            s0 += (double) w[d] * v[d];
         }
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }

@@ -40,13 +40,15 @@ class CandidateError(ValueError):
 
 
 def parse_candidate(text: str) -> tuple[str, str, int]:
-    """``[LABEL=]SOURCE@SIZE`` -> (label, source, size); SOURCE is ``offtheshelf`` or a checkpoint."""
+    """``[LABEL=]SOURCE@SIZE`` -> (label, source, size); SOURCE is ``offtheshelf`` (the config's
+    backbone), ``offtheshelf:BACKBONE`` (e.g. ``offtheshelf:efficientnet_lite1``) or a checkpoint."""
     label, _, spec = text.rpartition("=") if "=" in text else ("", "", text)
     source, sep, size = spec.rpartition("@")
     if not sep or not source or not size.isdigit() or int(size) < 32:
         raise CandidateError(f"--candidate {text!r}: expected [LABEL=]SOURCE@SIZE, SOURCE offtheshelf or a "
                              f"checkpoint, SIZE in px (e.g. offtheshelf@224)")
-    return label or f"{Path(source).name if source != 'offtheshelf' else source}@{size}", source, int(size)
+    name = source if source.split(":")[0] == "offtheshelf" else Path(source).name
+    return label or f"{name}@{size}", source, int(size)
 
 
 def query_hits(manifest_path: str | Path, source: str, size: int, config: str | None,
@@ -64,15 +66,16 @@ def query_hits(manifest_path: str | Path, source: str, size: int, config: str | 
     from deepproduct.training.trainer import build_model
 
     manifest = read_dataset_manifest(manifest_path)
-    if source == "offtheshelf":
-        model = build_model(load_config(config, []))
+    if source.split(":")[0] == "offtheshelf":  # offtheshelf[:BACKBONE]: pooled pretrained features
+        backbone = source.partition(":")[2]
+        model = build_model(load_config(config, [f"model.backbone={backbone}"] if backbone else []))
     else:
         model, _ = load_model(source)
     model.input_size = size
     device = torch.device("cpu")
     model = model.to(device)
     items, _ = items_for_split(manifest, "test")
-    emb = embed_items(model, EvalImages(items, size), device, batch_size, off_the_shelf=source == "offtheshelf",
+    emb = embed_items(model, EvalImages(items, size), device, batch_size, off_the_shelf=source.split(":")[0] == "offtheshelf",
                       progress=False)
     labels = np.array([it.label for it in items])
     domains = np.array([it.domain for it in items])
@@ -148,7 +151,7 @@ def format_row(rec: dict) -> str:
 @click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Consumer-to-shop manifest (its test split is scored).")
 @click.option("--candidate", "candidates", multiple=True, required=True,
-              help="[LABEL=]SOURCE@SIZE, SOURCE = offtheshelf or a checkpoint; the first is the baseline.")
+              help="[LABEL=]SOURCE@SIZE, SOURCE = offtheshelf[:BACKBONE] or a checkpoint; the first is the baseline.")
 @click.option("--config", default="configs/demo.yaml", show_default=True,
               help="Config the off-the-shelf backbone is built from.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1))

@@ -97,7 +97,7 @@ def build_manifest(info: ModelInfo, *, artefacts: list[dict[str, Any]], parity: 
         "name": info.name, "version": info.version, "backbone": info.backbone,
         "embedding_dim": info.embedding_dim, "architecture": info.architecture,
         "pooling": cfg.get("pooling", "avg"), "input_size": info.input_size,
-        "trained_input_size": cfg.get("input_size"), "author": info.author,
+        "trained_input_size": cfg.get("trained_input_size") or cfg.get("input_size"), "author": info.author,
         "license": info.license, "description": info.description,
         "pretrained_source": cfg.get("pretrained_source")}
     if source_checkpoint is not None:

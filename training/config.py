@@ -26,6 +26,11 @@ class ConfigError(ValueError):
 class DataConfig:
     manifest: str = "runs/demo/data/manifest.csv"
     image_size: int = 224
+    # FixRes (Touvron et al. 2019): train at image_size, then fit the PCA head, evaluate and ship
+    # at ship_size (None: image_size). Random-resized crops make training objects look larger
+    # than test objects at the same size; testing above the training size compensates, and the
+    # training steps stay at the cheap size (docs/transfer-recipe.md, "Input size").
+    ship_size: int | None = None
     products_per_batch: int = 8  # P
     images_per_product: int = 4  # K
     workers: int = 0
@@ -329,6 +334,7 @@ VALUE_RULES: dict[str, Callable[[Any], str | None]] = {
     "eval_every": _at_least(1), "log_every": _at_least(1), "threads": _between(1, 1024),
     "seed": _between(0, 2**32 - 1), "name": _plain_name,
     "data.image_size": _between(32, 2048),  # the backbones' total stride: smaller leaves no feature map
+    "data.ship_size": _between(32, 2048),
     "data.products_per_batch": _at_least(1), "data.images_per_product": _at_least(1),
     "data.workers": _at_least(0), "data.imagenet_batch": _at_least(1), "data.eval_batch_size": _at_least(1),
     "model.embedding_dim": _between(1, 65536), "model.freeze_stages": _at_least(0),

@@ -36,10 +36,13 @@ from .config import load_config
               help="With --eval-only: score the backbone's pooled pretrained features (no head).")
 @click.option("--checkpoint", type=click.Path(), default=None,
               help="With --eval-only: weights to evaluate (the model's shape is taken from it).")
+@click.option("--refit-head", is_flag=True,
+              help="With --eval-only --checkpoint: re-fit the PCA head at data.image_size (FixRes after the "
+                   "fact) and save the result as a new run's checkpoints/last.safetensors.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.argument("overrides", nargs=-1)
 def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only: bool, off_the_shelf: bool,
-         checkpoint: str | None, quiet: bool, overrides: tuple[str, ...]) -> None:
+         checkpoint: str | None, refit_head: bool, quiet: bool, overrides: tuple[str, ...]) -> None:
     """Fine-tune a product-search embedding. OVERRIDES are section.key=value pairs,
     e.g. optim.epochs=3 model.backbone=mobilenetv3_small losses.0.name=contrastive.
 
@@ -48,7 +51,11 @@ def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only
     cfg = load_config(config_path, overrides)
     run_dir = Path(cfg.out_dir) / cfg.name
     inputs = [config_path, cfg.data.manifest, cfg.eval.transfer_manifest, checkpoint, resume]
-    if eval_only:
+    if refit_head and not (eval_only and checkpoint):
+        raise click.UsageError("--refit-head goes with --eval-only --checkpoint CKPT")
+    if refit_head:  # writes a checkpoint: the same output policy as a training run
+        check_folder_output(run_dir, inputs, overwrite=overwrite, what=f"run folder {cfg.name!r}", kind="run-folder")
+    elif eval_only:
         check_inputs(run_dir, inputs, "run folder")  # eval-only writes eval.json only
     elif resume:
         check_inputs(run_dir, [config_path, cfg.data.manifest, cfg.eval.transfer_manifest], "run folder")
@@ -63,17 +70,29 @@ def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only
             if checkpoint:
                 from .checkpoint import load_model
 
-                model, _ = load_model(checkpoint)  # its own shape: a 256-d checkpoint with a 128-d config works
+                model, model_cfg = load_model(checkpoint)  # its own shape: a 256-d checkpoint with a 128-d config works
+                trained = int(model_cfg.get("trained_input_size") or model_cfg.get("input_size") or 0)
                 model.input_size = cfg.data.image_size
+                if refit_head and trained and trained != cfg.data.image_size:
+                    model.extra_config = {**model.extra_config, "trained_input_size": trained}
                 trainer.model = model.to(trainer.device)
-            metrics = trainer.evaluate(off_the_shelf=off_the_shelf)
             out = trainer.out_dir
+            refit: dict[str, str] = {}
+            if refit_head:
+                if overwrite and run_dir.is_dir() and is_marked(run_dir):
+                    _clear_run_folder(run_dir)
+                out.mkdir(parents=True, exist_ok=True)
+                click.get_current_context().with_resource(folder_lock(run_dir, run_dir, ValueError))
+                write_marker(out, "dp-train", "run-folder")
+                trainer.refit_head()
+                refit = {"refit_checkpoint": str(trainer.save_model())}
+            metrics = trainer.evaluate(off_the_shelf=off_the_shelf)
             out.mkdir(parents=True, exist_ok=True)
             if not is_marked(out):
                 write_marker(out, "dp-train", "run-folder")
             from .atomic import write_text_atomic
 
-            record = {"type": "eval", "off_the_shelf": off_the_shelf, "checkpoint": checkpoint, **metrics}
+            record = {"type": "eval", "off_the_shelf": off_the_shelf, "checkpoint": checkpoint, **refit, **metrics}
             write_text_atomic(out / "eval.json", json.dumps(record, indent=2, allow_nan=False))
             click.echo(json.dumps(record, indent=2, allow_nan=False))
             return

@@ -162,14 +162,19 @@ class Trainer:
         check_images_exist(self.train_items, self.manifest)
         check_images_exist(test_items, self.manifest)
         # The real-image transfer set, scored beside the held-out split (training/eval/transfer.py).
-        self.transfer = (TransferEval(cfg.eval.transfer_manifest, cfg.data.image_size, self.manifest,
+        # Every evaluation, the PCA head and the shipped model use the ship size (FixRes; by
+        # default the training size): the figures logged are the shipped model's.
+        self.eval_size = cfg.data.ship_size or cfg.data.image_size
+        self.transfer = (TransferEval(cfg.eval.transfer_manifest, self.eval_size, self.manifest,
                                       cfg.eval.transfer_max_products, cfg.seed)
                          if cfg.eval.transfer_manifest else None)
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(self.device)
         self.model.freeze_stages(cfg.model.freeze_stages)
-        self.model.input_size = cfg.data.image_size  # the checkpoint records the size it was trained at
+        self.model.input_size = self.eval_size  # the checkpoint records the size it ships at ...
+        if self.eval_size != cfg.data.image_size:  # ... and, for FixRes, the size it was trained at
+            self.model.extra_config = {**self.model.extra_config, "trained_input_size": cfg.data.image_size}
         self._eval_set: EvalImages | None = None
         self.start_epoch, self.step, self.history = 0, 0, []
         if eval_only:  # evaluation needs the model only
@@ -185,7 +190,7 @@ class Trainer:
         self.head_log: dict[str, Any] = {}
         self._check_head_config()
         if cfg.head.init == "pca":
-            self.head_log["init"] = self._fit_head("pca")
+            self.head_log["init"] = self._fit_head("pca", cfg.data.image_size)
         self.losses = [(t.weight, create_loss(t.name, **t.params)) for t in cfg.losses]
         if not self.losses:
             raise ConfigError("losses: at least one metric loss is needed")
@@ -348,14 +353,15 @@ class Trainer:
                 not (isinstance(self.model, EmbeddingNet) and isinstance(self.model.embed, nn.Linear)):
             raise ConfigError(f"head.* settings need a linear head; {type(self.model).__name__} has none")
 
-    def _fit_head(self, kind: str) -> dict[str, Any]:
+    def _fit_head(self, kind: str, size: int | None = None) -> dict[str, Any]:
         """PCA (or whitening) of the current pooled features of the training images, un-augmented,
-        folded into the linear head (see models/projection.py)."""
-        dataset = EvalImages(self.train_items, self.cfg.data.image_size)
+        at ``size`` (default: the ship size), folded into the linear head (see models/projection.py)."""
+        size = size or self.eval_size
+        dataset = EvalImages(self.train_items, size)
         projection = fit_head(self.model, dataset, self.device, kind, self.cfg.data.eval_batch_size,
                               whiten_power=self.cfg.head.whiten_power)
         return {"kind": kind, "images": projection.samples, "explained_variance": projection.explained,
-                "whiten_power": self.cfg.head.whiten_power, "normalise_pooled": self.cfg.head.normalise_pooled}
+                "image_size": size, "whiten_power": self.cfg.head.whiten_power, "normalise_pooled": self.cfg.head.normalise_pooled}
 
     def _project_head(self, epoch: int) -> None:
         """After the last epoch: replace the trained head by the PCA of the fine-tuned pooled
@@ -372,11 +378,26 @@ class Trainer:
         self.history.append(record)
         self._log(record)
 
+    def refit_head(self) -> dict[str, Any]:
+        """Re-fit the loaded model's PCA head at the ship size, without training (``dp-train
+        --eval-only --checkpoint C --refit-head``): FixRes after the fact, on a finished run."""
+        if self.cfg.head.projection == "none":
+            raise ConfigError("--refit-head needs head.projection=pca or pca_whiten (the config's head)")
+        self.model.input_size = self.eval_size
+        self.head_log = {"projection": self._fit_head(self.cfg.head.projection)}
+        return self.head_log
+
+    def save_model(self, name: str = "last") -> Path:
+        """The model alone (no optimiser) as ``checkpoints/NAME``: what an eval-only refit ships."""
+        return save_checkpoint(self.out_dir / "checkpoints" / name, self.model,
+                               model_config=model_config_of(self.model),
+                               trainer_state={"config": self.cfg.to_dict(), "head": self.head_log})
+
     def evaluate(self, off_the_shelf: bool = False) -> dict[str, Any]:
         if self._eval_set is None:
             items, _ = items_for_split(self.manifest, "test")
-            self._eval_set = EvalImages(items, self.cfg.data.image_size, cache=True)
-        metrics = evaluate_retrieval(self.model, self.manifest, self.cfg.data.image_size, self.device,
+            self._eval_set = EvalImages(items, self.eval_size, cache=True)
+        metrics = evaluate_retrieval(self.model, self.manifest, self.eval_size, self.device,
                                      batch_size=self.cfg.data.eval_batch_size, off_the_shelf=off_the_shelf,
                                      progress=self.progress, eval_set=self._eval_set)
         return metrics | self._transfer_metrics(off_the_shelf)

@@ -40,5 +40,7 @@ def test_bootstrap_interval_resamples_products_and_brackets_the_difference() -> 
 def test_candidates_parse_and_bad_ones_are_named() -> None:
     assert parse_candidate("offtheshelf@224") == ("offtheshelf@224", "offtheshelf", 224)
     assert parse_candidate("mine=runs/x/last.safetensors@160") == ("mine", "runs/x/last.safetensors", 160)
+    assert parse_candidate("offtheshelf:efficientnet_lite1@240") == (
+        "offtheshelf:efficientnet_lite1@240", "offtheshelf:efficientnet_lite1", 240)
     with pytest.raises(CandidateError, match="'offtheshelf': expected"):
         parse_candidate("offtheshelf")

@@ -405,7 +405,7 @@ def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: st
 
 
 @main.command()
-@click.option("--transfer", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--transfer", type=click.Path(exists=True, dir_okay=False),
               help="Transfer-set manifest (dp-data transfer).")
 @click.option("--backbones", default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2", show_default=True)
 @click.option("--sizes", default="160,192,224", show_default=True, help="Comma-separated input sizes (px).")
@@ -416,12 +416,49 @@ def quick(export_dir: str, data: str | None, checkpoint: str | None, out_dir: st
 @click.option("--out", default="results/pareto.jsonl", show_default=True, help="JSON-lines file to append to.")
 @click.option("--plot", "plot_path", default="results/pareto.png", show_default=True)
 @click.option("--plot-only", is_flag=True, help="Only re-plot the records already in --out.")
-@outputs(plot_path="png")
-def pareto(transfer: str, backbones: str, sizes: str, checkpoint: str | None, threads: int, runs: int,
-           max_products: int | None, out: str, plot_path: str, plot_only: bool) -> None:
-    """Latency vs transfer-set Recall@1 for every backbone x input size, with the Pareto front."""
-    from .pareto import append_records, measure, plot, read_records
+@click.option("--recall", "recall_files", multiple=True, metavar="STYLE=FILE",
+              help="Study mode: paired_recall records of one style (labels sN-CONFIG); repeat per style.")
+@click.option("--latency", "latency_file", type=click.Path(exists=True, dir_okay=False),
+              help="Study mode: dp-bench models records (1-thread int8 latency by backbone and input size).")
+@click.option("--default", "default_config", help="Study mode: the configuration to star as the default.")
+@click.option("--table", "table_path", help="Study mode: also write the study as JSON (and a .md table beside it).")
+@outputs(plot_path="png", table_path="dp-json")
+def pareto(transfer: str | None, backbones: str, sizes: str, checkpoint: str | None, threads: int, runs: int,
+           max_products: int | None, out: str, plot_path: str, plot_only: bool, recall_files: tuple[str, ...],
+           latency_file: str | None, default_config: str | None, table_path: str | None) -> None:
+    """Latency vs transfer-set Recall@1 for every backbone x input size, with the Pareto front.
 
+    Study mode (--recall STYLE=FILE ... --latency HOST.jsonl): trained configurations over seeds and
+    styles against the exported int8 runtimes' latency, from records already measured."""
+    from .pareto import append_records, measure, plot, plot_study, read_records, study_points, study_table
+
+    if recall_files:
+        if not latency_file:
+            raise click.UsageError("--recall goes with --latency HOST.jsonl")
+        pairs = [r.partition("=") for r in recall_files]
+        if any(not sep or not style or not path for style, sep, path in pairs):
+            raise click.UsageError("--recall takes STYLE=FILE, e.g. phone=runs/study/paired-phone.jsonl")
+        try:
+            points = study_points({style: path for style, _, path in pairs}, latency_file)
+            fronts = plot_study(points, plot_path, default=default_config)
+        except (OSError, ValueError, KeyError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        if table_path:
+            from deepproduct.sdk.fileio import write_text_atomic
+            from deepproduct.sdk.jsonio import dumps
+            from deepproduct.sdk.output_policy import MARKDOWN_MARKER
+
+            md = Path(table_path).with_suffix(".md")
+            check_file_output(md, [latency_file, *(p for _, _, p in pairs)], what="table (.md)", kind="markdown")
+
+            write_text_atomic(table_path, dumps({"written_by": "DeepProduct dp-bench pareto", "default": default_config,
+                                                 "fronts": fronts, "points": points}, indent=2))
+            write_text_atomic(md, MARKDOWN_MARKER + "\n" + study_table(points, default_config))
+        click.echo(study_table(points, default_config))
+        click.echo(f"wrote {plot_path}; Pareto fronts: " + "; ".join(f"{s}: {', '.join(f)}" for s, f in fronts.items()))
+        return
+    if not transfer:
+        raise click.UsageError("--transfer is required (or study mode: --recall STYLE=FILE --latency FILE)")
     try:
         if not plot_only:
             size_list = [int(s) for s in sizes.split(",") if s.strip()]

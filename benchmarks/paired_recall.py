@@ -86,7 +86,7 @@ def query_hits(manifest_path: str | Path, source: str, size: int, config: str | 
     top = labels[g][np.argmax(sims, axis=1)]
     hits = top == labels[q]
     metrics = recall_at_k(emb[q], labels[q], emb[g], labels[g], (1, 5, 10))
-    return hits, labels[q], metrics
+    return hits, labels[q], metrics | {"backbone": getattr(model, "backbone_name", None)}
 
 
 def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
@@ -123,6 +123,7 @@ def compare(manifest: str | Path, candidates: list[str], config: str | None) -> 
         hits, groups, metrics = query_hits(manifest, source, size, config)
         rec = {"kind": "paired_recall", "manifest": str(manifest), "label": label, "source": source, "size": size,
                "queries": int(hits.size), "products": int(len(np.unique(groups))),
+               "backbone": metrics.pop("backbone"),
                "recall@1": float(hits.mean()), **{k: float(v) for k, v in metrics.items()},
                "seconds": round(time.perf_counter() - start, 1),
                # Per query, in manifest order: for pooling seeds or sets later (same queries, same order).

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,152 @@ def plot(records: list[dict[str, Any]], out_png: str | os.PathLike) -> list[int]
     save_figure(fig, out_png, dpi=120)
     plt.close(fig)
     return front
+
+
+# --- The study from records: Recall@1 from paired_recall, latency from dp-bench models ------------------
+#
+# Why a second mode: the input-size choice must rest on the exported int8 runtimes' latency (what a
+# phone runs), not eager PyTorch, and on trained models over several seeds and both transfer styles.
+# Those come from two measured logs: `python -m deepproduct.benchmarks.paired_recall ... --out
+# STYLE.jsonl` (labels ``sN-CONFIG`` for seed N of CONFIG, or ``CONFIG`` for one seed) and `dp-bench
+# models EXPORT --threads 1 --only onnx/int8,tflite/int8,executorch/int8` (latency records carrying
+# backbone and input_size). This joins them by (backbone, input size).
+
+STUDY_ARTEFACTS = ("onnx/int8", "tflite/int8", "executorch/int8")
+_SEEDED = re.compile(r"^s(\d+)-(.+)$")
+
+
+def _split_label(label: str) -> tuple[str, int | None]:
+    m = _SEEDED.match(label)
+    return (m.group(2), int(m.group(1))) if m else (label, None)
+
+
+def _jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    p = Path(path)
+    out = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{p}:{n}: not JSON ({exc.msg})") from exc
+    return out
+
+
+def latest_latency(path: str | os.PathLike, artefacts: tuple[str, ...] = STUDY_ARTEFACTS) -> dict[tuple, dict]:
+    """(backbone, input_size, artefact) -> the newest batch-1, 1-thread latency record."""
+    best: dict[tuple, dict] = {}
+    for rec in _jsonl(path):
+        if rec.get("kind") != "latency" or rec.get("threads") != 1 or rec.get("batch") != 1:
+            continue
+        key = (rec.get("backbone"), rec.get("input_size"), rec.get("artefact"))
+        if key[2] in artefacts and None not in key and rec.get("timestamp", "") >= best.get(key, {}).get("timestamp", ""):
+            best[key] = rec
+    return best
+
+
+def study_points(recall: dict[str, str | os.PathLike], latency: str | os.PathLike) -> list[dict[str, Any]]:
+    """One point per configuration: per style the Recall@1 mean and sd over its seeds, the gain
+    over off-the-shelf features of the same backbone at the same input size (seed by seed,
+    paired on the same queries), and the 1-thread int8 latency of each artefact."""
+    import numpy as np
+
+    lat = latest_latency(latency)
+    configs: dict[str, dict[str, Any]] = {}
+    for style, path in recall.items():
+        records = [r for r in _jsonl(path) if r.get("kind") == "paired_recall"]
+        if not records:
+            raise ValueError(f"{path}: no paired_recall records")
+        ots = {(r.get("backbone"), r["size"]): r for r in records if r["source"].split(":")[0] == "offtheshelf"}
+        for r in records:
+            name, seed = _split_label(r["label"])
+            c = configs.setdefault(name, {"config": name, "backbone": r.get("backbone"), "input_size": r["size"],
+                                          "offtheshelf": r["source"].split(":")[0] == "offtheshelf", "styles": {}})
+            st = c["styles"].setdefault(style, {"recall": {}, "gain": {}, "queries": r["queries"]})
+            st["recall"][seed] = r["recall@1"]
+            base = ots.get((r.get("backbone"), r["size"]))
+            if base is not None and not c["offtheshelf"]:
+                a = np.array([ch == "1" for ch in base["hits"]])
+                b = np.array([ch == "1" for ch in r["hits"]])
+                if a.size != b.size:
+                    raise ValueError(f"{path}: {r['label']} and {base['label']} scored different query sets")
+                st["gain"][seed] = float(b.mean() - a.mean())
+    points = []
+    for c in configs.values():
+        for st in c["styles"].values():
+            vals = list(st.pop("recall").values())
+            gains = list(st.pop("gain").values())
+            st.update({"seeds": len(vals), "recall@1": float(np.mean(vals)),
+                       "recall@1_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+                       "gain_vs_offtheshelf": float(np.mean(gains)) if gains else None,
+                       "gain_sd": float(np.std(gains, ddof=1)) if len(gains) > 1 else None})
+        c["latency_ms"] = {a: (lat[(c["backbone"], c["input_size"], a)]["median_ms"]
+                               if (c["backbone"], c["input_size"], a) in lat else None) for a in STUDY_ARTEFACTS}
+        points.append(c)
+    return points
+
+
+def plot_study(points: list[dict[str, Any]], out_png: str | os.PathLike, default: str | None = None,
+               artefact: str = "onnx/int8") -> dict[str, list[str]]:
+    """One panel per style: ``artefact`` latency (x) against Recall@1 (y, mean +- sd over seeds),
+    trained configurations filled, off-the-shelf hollow, the trained front dashed, ``default``
+    starred. Returns each style's front (configuration names)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = list(dict.fromkeys(s for p in points for s in p["styles"]))
+    timed = [p for p in points if p["latency_ms"].get(artefact) is not None]
+    fig, axes = plt.subplots(1, len(styles), figsize=(6.2 * len(styles), 4.8), squeeze=False)
+    fronts: dict[str, list[str]] = {}
+    for ax, style in zip(axes[0], styles, strict=True):
+        pts = [p for p in timed if style in p["styles"]]
+        for p in pts:
+            st = p["styles"][style]
+            x, y = p["latency_ms"][artefact], 100 * st["recall@1"]
+            err = 100 * st["recall@1_sd"] if st["recall@1_sd"] else None
+            ax.errorbar(x, y, yerr=err, fmt="o", mfc="none" if p["offtheshelf"] else None, capsize=3,
+                        color="0.55" if p["offtheshelf"] else "C0", ms=6)
+            if p["config"] == default:
+                ax.plot(x, y, "*", color="C3", ms=16, zorder=5, label=f"default: {default}")
+            ax.annotate(p["config"], (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        trained = [p for p in pts if not p["offtheshelf"]]
+        xy = [(p["latency_ms"][artefact], p["styles"][style]["recall@1"]) for p in trained]
+        front = sorted(pareto_front(xy), key=lambda i: xy[i][0])
+        fronts[style] = [trained[i]["config"] for i in front]
+        ax.plot([xy[i][0] for i in front], [100 * xy[i][1] for i in front], "k--", lw=1, label="Pareto front (trained)")
+        q = pts[0]["styles"][style]["queries"] if pts else "?"
+        ax.set(xlabel=f"{artefact} latency, ms (1 thread, batch 1, median)",
+               ylabel="Recall@1 (%), mean ± sd over seeds", title=f"{style} ({q} queries); hollow: off-the-shelf")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, out_png, dpi=120)
+    plt.close(fig)
+    return fronts
+
+
+def study_table(points: list[dict[str, Any]], default: str | None = None) -> str:
+    """Markdown: one row per configuration, Recall@1 (mean ± sd, seeds) and the gain over
+    off-the-shelf per style, then the three int8 latencies."""
+    styles = list(dict.fromkeys(s for p in points for s in p["styles"]))
+
+    def cell(st: dict | None) -> str:
+        if st is None:
+            return "-"
+        sd = f" ± {100 * st['recall@1_sd']:.1f}" if st["recall@1_sd"] is not None else ""
+        gain = ""
+        if st["gain_vs_offtheshelf"] is not None:
+            gsd = f" ± {100 * st['gain_sd']:.1f}" if st["gain_sd"] is not None else ""
+            gain = f" ({100 * st['gain_vs_offtheshelf']:+.1f}{gsd})"
+        return f"{100 * st['recall@1']:.1f}{sd}{gain} [{st['seeds']}]"
+
+    head = ["configuration", "backbone @ px"] + styles + [f"{a} ms" for a in STUDY_ARTEFACTS]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in sorted(points, key=lambda p: (p["offtheshelf"], p["backbone"] or "", p["input_size"], p["config"])):
+        name = f"**{p['config']}** (default)" if p["config"] == default else p["config"]
+        lat = [f"{v:.2f}" if v is not None else "-" for v in (p["latency_ms"][a] for a in STUDY_ARTEFACTS)]
+        rows.append("| " + " | ".join([name, f"{(p['backbone'] or '?').replace('efficientnet_', '')} @ {p['input_size']}"]
+                                       + [cell(p["styles"].get(s)) for s in styles] + lat) + " |")
+    return "\n".join(rows) + "\n"

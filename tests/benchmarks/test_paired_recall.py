@@ -44,3 +44,12 @@ def test_candidates_parse_and_bad_ones_are_named() -> None:
         "offtheshelf:efficientnet_lite1@240", "offtheshelf:efficientnet_lite1", 240)
     with pytest.raises(CandidateError, match="'offtheshelf': expected"):
         parse_candidate("offtheshelf")
+
+
+def test_compare_on_a_real_tiny_set_records_backbone_and_pairs(tiny_manifest) -> None:
+    from deepproduct.benchmarks.paired_recall import compare
+
+    recs = compare(tiny_manifest, ["a=offtheshelf:tiny_cnn@64", "b=offtheshelf:tiny_cnn@96"], None)
+    assert [r["label"] for r in recs] == ["a", "b"] and all(r["backbone"] == "tiny_cnn" for r in recs)
+    assert recs[0]["recall@1"] == recs[0]["hits"].count("1") / recs[0]["queries"]
+    assert recs[1]["vs"] == "a" and recs[1]["diff"] == pytest.approx(recs[1]["recall@1"] - recs[0]["recall@1"])

@@ -53,3 +53,57 @@ def test_measure_on_a_tiny_transfer_set(tiny_manifest, tmp_path):
     assert all(0.0 <= r["recall@1"] <= r["recall@10"] <= 1.0 and r["latency_ms"] > 0 for r in recs)
     assert recs[0]["features"] == "off-the-shelf pooled" and recs[0]["queries"] > 0
     assert "Pareto front" in res.output
+
+
+def _paired(label: str, source: str, size: int, hits: str, backbone: str = "efficientnet_lite0") -> dict:
+    return {"kind": "paired_recall", "label": label, "source": source, "size": size, "backbone": backbone,
+            "queries": len(hits), "recall@1": hits.count("1") / len(hits), "hits": hits}
+
+
+def _latency(size: int, artefact: str, ms: float, stamp: str = "2026-12-06T00:00:00Z") -> dict:
+    return {"kind": "latency", "backbone": "efficientnet_lite0", "input_size": size, "artefact": artefact,
+            "threads": 1, "batch": 1, "median_ms": ms, "timestamp": stamp}
+
+
+def test_study_joins_seeds_styles_and_latency_by_hand(tmp_path):
+    """Two seeds of a config at 224 against off-the-shelf at 224 (hand-computed means, sds and
+    gains); latency: the newest 1-thread batch-1 record per artefact wins, others are ignored."""
+    from deepproduct.benchmarks.pareto import study_points, study_table
+
+    phone = [_paired("ots224", "offtheshelf", 224, "1000"), _paired("s0-fix224", "a.safetensors", 224, "1100"),
+             _paired("s1-fix224", "b.safetensors", 224, "1110")]
+    (tmp_path / "phone.jsonl").write_text("".join(json.dumps(r) + "\n" for r in phone))
+    lat = [_latency(224, "onnx/int8", 9.0, "2026-12-01T00:00:00Z"), _latency(224, "onnx/int8", 7.0),
+           {**_latency(224, "onnx/int8", 1.0), "threads": 2}, _latency(224, "tflite/int8", 8.0)]
+    (tmp_path / "host.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lat))
+    points = {p["config"]: p for p in study_points({"phone": tmp_path / "phone.jsonl"}, tmp_path / "host.jsonl")}
+    fix = points["fix224"]["styles"]["phone"]
+    assert fix["seeds"] == 2 and fix["recall@1"] == pytest.approx(0.625)
+    assert fix["recall@1_sd"] == pytest.approx(0.1767767, rel=1e-5)  # sd of (0.5, 0.75), ddof 1
+    assert fix["gain_vs_offtheshelf"] == pytest.approx(0.375) and fix["gain_sd"] == pytest.approx(0.1767767, rel=1e-5)
+    assert points["fix224"]["latency_ms"] == {"onnx/int8": 7.0, "tflite/int8": 8.0, "executorch/int8": None}
+    assert points["ots224"]["offtheshelf"] and points["ots224"]["styles"]["phone"]["gain_vs_offtheshelf"] is None
+    table = study_table(list(points.values()), default="fix224")
+    assert "**fix224** (default)" in table and "62.5 ± 17.7 (+37.5 ± 17.7) [2]" in table
+
+
+def test_study_cli_writes_plot_table_and_refuses_bad_input(tmp_path):
+    recs = [_paired("ots160", "offtheshelf", 160, "1000"), _paired("ship160", "c.safetensors", 160, "1100"),
+            _paired("ots224", "offtheshelf", 224, "1100"), _paired("fix224", "d.safetensors", 224, "1110")]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (tmp_path / "host.jsonl").write_text("".join(json.dumps(_latency(s, "onnx/int8", ms)) + "\n"
+                                                 for s, ms in ((160, 4.0), (224, 7.0))))
+    args = ["pareto", "--recall", f"phone={tmp_path / 'p.jsonl'}", "--latency", str(tmp_path / "host.jsonl"),
+            "--default", "fix224", "--plot", str(tmp_path / "s.png"), "--table", str(tmp_path / "s.json")]
+    res = CliRunner().invoke(dp_bench, args)
+    assert res.exit_code == 0, res.output
+    assert "phone: ship160, fix224" in res.output  # both on the trained front (faster / better)
+    assert json.loads((tmp_path / "s.json").read_text())["fronts"] == {"phone": ["ship160", "fix224"]}
+    assert (tmp_path / "s.md").read_text().startswith("<!-- written by DeepProduct")
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert CliRunner().invoke(dp_bench, args).exit_code == 0  # re-running replaces its own outputs
+    bad = CliRunner().invoke(dp_bench, ["pareto", "--recall", "phone", "--latency", str(tmp_path / "host.jsonl")])
+    assert bad.exit_code == 2 and "STYLE=FILE" in bad.output
+    (tmp_path / "junk.jsonl").write_text("{not json\n")
+    junk = CliRunner().invoke(dp_bench, [*args[:2], f"phone={tmp_path / 'junk.jsonl'}", *args[3:]])
+    assert junk.exit_code == 1 and "junk.jsonl:1: not JSON" in junk.output

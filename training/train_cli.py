@@ -37,8 +37,8 @@ from .config import load_config
 @click.option("--checkpoint", type=click.Path(), default=None,
               help="With --eval-only: weights to evaluate (the model's shape is taken from it).")
 @click.option("--refit-head", is_flag=True,
-              help="With --eval-only --checkpoint: re-fit the PCA head at data.image_size (FixRes after the "
-                   "fact) and save the result as a new run's checkpoints/last.safetensors.")
+              help="With --eval-only --checkpoint: re-fit the PCA head at data.ship_size (else data.image_size; "
+                   "FixRes after the fact) and save the result as a new run's checkpoints/last.safetensors.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.argument("overrides", nargs=-1)
 def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only: bool, off_the_shelf: bool,
@@ -72,8 +72,8 @@ def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only
 
                 model, model_cfg = load_model(checkpoint)  # its own shape: a 256-d checkpoint with a 128-d config works
                 trained = int(model_cfg.get("trained_input_size") or model_cfg.get("input_size") or 0)
-                model.input_size = cfg.data.image_size
-                if refit_head and trained and trained != cfg.data.image_size:
+                model.input_size = trainer.eval_size  # data.ship_size, else data.image_size
+                if refit_head and trained and trained != trainer.eval_size:
                     model.extra_config = {**model.extra_config, "trained_input_size": trained}
                 trainer.model = model.to(trainer.device)
             out = trainer.out_dir

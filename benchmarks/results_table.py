@@ -126,8 +126,12 @@ def render(doc: dict[str, Any]) -> str:
     f = doc["figures"]
     h, tp, tq = f["heldout"], f["transfer_phone"], f["transfer_print"]
     m = doc.get("machine", {})
+    model = doc.get("model") or {}
+    size, trained = model.get("input_size"), model.get("trained_input_size")
+    at = (f" at {size} px" + (f", trained at {trained} px" if trained and trained != size else "")) if size else ""
     lines = [
-        "| Recall@1, through the SDK (ONNX fp32) | shipped model | off-the-shelf features | gain (points) |",
+        f"| Recall@1, through the SDK (ONNX fp32{at}) | shipped model | off-the-shelf features, same size "
+        "| gain (points) |",
         "|---|---:|---:|---:|",
         f"| procedural held-out split{_n(h['sdk_fp32'])} | {_pct(h['sdk_fp32'])} | {_pct(h['offtheshelf'])} "
         f"| {_gain(h['sdk_fp32'], h['offtheshelf'])} |",

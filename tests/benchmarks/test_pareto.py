@@ -102,6 +102,11 @@ def test_study_cli_writes_plot_table_and_refuses_bad_input(tmp_path):
     assert (tmp_path / "s.md").read_text().startswith("<!-- written by DeepProduct")
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert CliRunner().invoke(dp_bench, args).exit_code == 0  # re-running replaces its own outputs
+    host = (tmp_path / "host.jsonl").read_bytes()  # an output aimed at an input (the optional --transfer
+    for flag in ("--plot", "--table"):           # leaves the CLI matrix no required input): refused, untouched
+        i = args.index(flag) + 1
+        aimed = CliRunner().invoke(dp_bench, [*args[:i], str(tmp_path / "host.jsonl"), *args[i + 1:]])
+        assert aimed.exit_code == 3 and (tmp_path / "host.jsonl").read_bytes() == host, aimed.output
     bad = CliRunner().invoke(dp_bench, ["pareto", "--recall", "phone", "--latency", str(tmp_path / "host.jsonl")])
     assert bad.exit_code == 2 and "STYLE=FILE" in bad.output
     (tmp_path / "junk.jsonl").write_text("{not json\n")

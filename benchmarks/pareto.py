@@ -256,9 +256,13 @@ def plot_study(points: list[dict[str, Any]], out_png: str | os.PathLike, default
 
     styles = list(dict.fromkeys(s for p in points for s in p["styles"]))
     timed = [p for p in points if p["latency_ms"].get(artefact) is not None]
-    fig, axes = plt.subplots(1, len(styles), figsize=(6.2 * len(styles), 4.8), squeeze=False)
+    cols = min(2, len(styles))
+    rows = -(-len(styles) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.8 * rows), squeeze=False)
+    for ax in axes.flat[len(styles):]:
+        ax.set_visible(False)
     fronts: dict[str, list[str]] = {}
-    for ax, style in zip(axes[0], styles, strict=True):
+    for ax, style in zip(axes.flat, styles, strict=False):
         pts = [p for p in timed if style in p["styles"]]
         for p in pts:
             st = p["styles"][style]

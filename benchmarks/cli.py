@@ -438,18 +438,16 @@ def pareto(transfer: str | None, backbones: str, sizes: str, checkpoint: str | N
         pairs = [r.partition("=") for r in recall_files]
         if any(not sep or not style or not path for style, sep, path in pairs):
             raise click.UsageError("--recall takes STYLE=FILE, e.g. phone=runs/study/paired-phone.jsonl")
+        md = Path(table_path).with_suffix(".md") if table_path else None
+        if md is not None:  # the markdown sibling under the output policy too, before any work
+            check_file_output(md, [latency_file, *(p for _, _, p in pairs)], what="table (.md)", kind="markdown")
         try:
             points = study_points({style: path for style, _, path in pairs}, latency_file)
             fronts = plot_study(points, plot_path, default=default_config)
         except (OSError, ValueError, KeyError) as exc:
             raise click.ClickException(str(exc)) from exc
-        if table_path:
-            from deepproduct.sdk.fileio import write_text_atomic
+        if md is not None:
             from deepproduct.sdk.jsonio import dumps
-            from deepproduct.sdk.output_policy import MARKDOWN_MARKER
-
-            md = Path(table_path).with_suffix(".md")
-            check_file_output(md, [latency_file, *(p for _, _, p in pairs)], what="table (.md)", kind="markdown")
 
             write_text_atomic(table_path, dumps({"written_by": "DeepProduct dp-bench pareto", "default": default_config,
                                                  "fronts": fronts, "points": points}, indent=2))

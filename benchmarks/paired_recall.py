@@ -35,6 +35,14 @@ from deepproduct.sdk.output_policy import check_file_output
 BOOTSTRAP_RESAMPLES = 2000
 
 
+OFFTHESHELF = "offtheshelf"
+
+
+def is_offtheshelf(source: str) -> bool:
+    """``offtheshelf`` or ``offtheshelf:BACKBONE``: pooled pretrained features, not a checkpoint."""
+    return source.partition(":")[0] == OFFTHESHELF
+
+
 class CandidateError(ValueError):
     """A ``--candidate`` that is not ``SOURCE@SIZE``; the message names it."""
 
@@ -47,14 +55,15 @@ def parse_candidate(text: str) -> tuple[str, str, int]:
     if not sep or not source or not size.isdigit() or int(size) < 32:
         raise CandidateError(f"--candidate {text!r}: expected [LABEL=]SOURCE@SIZE, SOURCE offtheshelf or a "
                              f"checkpoint, SIZE in px (e.g. offtheshelf@224)")
-    name = source if source.split(":")[0] == "offtheshelf" else Path(source).name
+    name = source if is_offtheshelf(source) else Path(source).name
     return label or f"{name}@{size}", source, int(size)
 
 
 def query_hits(manifest_path: str | Path, source: str, size: int, config: str | None,
-               batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, dict]:
+               batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, dict, str | None]:
     """Per-query top-1 correctness (consumer-to-shop, test split), each query's product id, and the
-    run's Recall@1/5/10 from ``training.eval.metrics.recall_at_k`` (a check that this is the usual figure)."""
+    run's Recall@1/5/10 from ``training.eval.metrics.recall_at_k`` (a check that this is the usual figure),
+    and the model's backbone name."""
     import torch
 
     from deepproduct.sdk.dataset_manifest import read_dataset_manifest
@@ -66,7 +75,8 @@ def query_hits(manifest_path: str | Path, source: str, size: int, config: str | 
     from deepproduct.training.trainer import build_model
 
     manifest = read_dataset_manifest(manifest_path)
-    if source.split(":")[0] == "offtheshelf":  # offtheshelf[:BACKBONE]: pooled pretrained features
+    offtheshelf = is_offtheshelf(source)
+    if offtheshelf:
         backbone = source.partition(":")[2]
         model = build_model(load_config(config, [f"model.backbone={backbone}"] if backbone else []))
     else:
@@ -75,7 +85,7 @@ def query_hits(manifest_path: str | Path, source: str, size: int, config: str | 
     device = torch.device("cpu")
     model = model.to(device)
     items, _ = items_for_split(manifest, "test")
-    emb = embed_items(model, EvalImages(items, size), device, batch_size, off_the_shelf=source.split(":")[0] == "offtheshelf",
+    emb = embed_items(model, EvalImages(items, size), device, batch_size, off_the_shelf=offtheshelf,
                       progress=False)
     labels = np.array([it.label for it in items])
     domains = np.array([it.domain for it in items])
@@ -86,7 +96,7 @@ def query_hits(manifest_path: str | Path, source: str, size: int, config: str | 
     top = labels[g][np.argmax(sims, axis=1)]
     hits = top == labels[q]
     metrics = recall_at_k(emb[q], labels[q], emb[g], labels[g], (1, 5, 10))
-    return hits, labels[q], metrics | {"backbone": getattr(model, "backbone_name", None)}
+    return hits, labels[q], metrics, getattr(model, "backbone_name", None)
 
 
 def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
@@ -120,10 +130,10 @@ def compare(manifest: str | Path, candidates: list[str], config: str | None) -> 
     records, base = [], None
     for label, source, size in parsed:
         start = time.perf_counter()
-        hits, groups, metrics = query_hits(manifest, source, size, config)
+        hits, groups, metrics, backbone = query_hits(manifest, source, size, config)
         rec = {"kind": "paired_recall", "manifest": str(manifest), "label": label, "source": source, "size": size,
                "queries": int(hits.size), "products": int(len(np.unique(groups))),
-               "backbone": metrics.pop("backbone"),
+               "backbone": backbone,
                "recall@1": float(hits.mean()), **{k: float(v) for k, v in metrics.items()},
                "seconds": round(time.perf_counter() - start, 1),
                # Per query, in manifest order: for pooling seeds or sets later (same queries, same order).

@@ -110,22 +110,36 @@ def append_records(path: str | os.PathLike, records: list[dict[str, Any]]) -> Pa
     return p
 
 
+def _jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) for every non-blank line of a JSON-lines file. Regular files only,
+    size-capped, the strict JSON grammar (sdk.fileio / sdk.jsonio): these files are untrusted input."""
+    from deepproduct.sdk.fileio import read_text_input
+    from deepproduct.sdk.jsonio import loads as json_loads
+
+    out = []
+    for n, line in enumerate(read_text_input(path, "records file").splitlines(), 1):
+        if line.strip():
+            try:
+                rec = json_loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{n}: not a JSON object")
+            out.append((n, rec))
+    return out
+
+
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such pareto records file")
     out = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{p}:{n}: not JSON ({exc.msg})") from exc
-            if rec.get("type") == "pareto":
-                missing = {"backbone", "input_size", "recall@1", "latency_ms"} - set(rec)
-                if missing:
-                    raise ValueError(f"{p}:{n}: pareto record lacks {', '.join(sorted(missing))}")
-                out.append(rec)
+    for n, rec in _jsonl(p):
+        if rec.get("type") == "pareto":
+            missing = {"backbone", "input_size", "recall@1", "latency_ms"} - set(rec)
+            if missing:
+                raise ValueError(f"{p}:{n}: pareto record lacks {', '.join(sorted(missing))}")
+            out.append(rec)
     if not out:
         raise ValueError(f"{p}: no pareto records")
     return out
@@ -179,22 +193,12 @@ def _split_label(label: str) -> tuple[str, int | None]:
     return (m.group(2), int(m.group(1))) if m else (label, None)
 
 
-def _jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    p = Path(path)
-    out = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{p}:{n}: not JSON ({exc.msg})") from exc
-    return out
-
-
 def latest_latency(path: str | os.PathLike, artefacts: tuple[str, ...] = STUDY_ARTEFACTS) -> dict[tuple, dict]:
     """(backbone, input_size, artefact) -> the newest batch-1, 1-thread latency record."""
+    from .schema import read_records as read_benchmark_records  # validated dp-bench records
+
     best: dict[tuple, dict] = {}
-    for rec in _jsonl(path):
+    for rec in read_benchmark_records([path]):
         if rec.get("kind") != "latency" or rec.get("threads") != 1 or rec.get("batch") != 1:
             continue
         key = (rec.get("backbone"), rec.get("input_size"), rec.get("artefact"))
@@ -209,17 +213,19 @@ def study_points(recall: dict[str, str | os.PathLike], latency: str | os.PathLik
     paired on the same queries), and the 1-thread int8 latency of each artefact."""
     import numpy as np
 
+    from .paired_recall import is_offtheshelf
+
     lat = latest_latency(latency)
     configs: dict[str, dict[str, Any]] = {}
     for style, path in recall.items():
-        records = [r for r in _jsonl(path) if r.get("kind") == "paired_recall"]
+        records = [r for _, r in _jsonl(path) if r.get("kind") == "paired_recall"]
         if not records:
             raise ValueError(f"{path}: no paired_recall records")
-        ots = {(r.get("backbone"), r["size"]): r for r in records if r["source"].split(":")[0] == "offtheshelf"}
+        ots = {(r.get("backbone"), r["size"]): r for r in records if is_offtheshelf(r["source"])}
         for r in records:
             name, seed = _split_label(r["label"])
             c = configs.setdefault(name, {"config": name, "backbone": r.get("backbone"), "input_size": r["size"],
-                                          "offtheshelf": r["source"].split(":")[0] == "offtheshelf", "styles": {}})
+                                          "offtheshelf": is_offtheshelf(r["source"]), "styles": {}})
             st = c["styles"].setdefault(style, {"recall": {}, "gain": {}, "queries": r["queries"]})
             st["recall"][seed] = r["recall@1"]
             base = ots.get((r.get("backbone"), r["size"]))

@@ -71,20 +71,13 @@ def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only
                 from .checkpoint import load_model
 
                 model, model_cfg = load_model(checkpoint)  # its own shape: a 256-d checkpoint with a 128-d config works
-                trained = int(model_cfg.get("trained_input_size") or model_cfg.get("input_size") or 0)
                 model.input_size = trainer.eval_size  # data.ship_size, else data.image_size
-                if refit_head and trained and trained != trainer.eval_size:
-                    model.extra_config = {**model.extra_config, "trained_input_size": trained}
                 trainer.model = model.to(trainer.device)
             out = trainer.out_dir
             refit: dict[str, str] = {}
             if refit_head:
-                if overwrite and run_dir.is_dir() and is_marked(run_dir):
-                    _clear_run_folder(run_dir)
-                out.mkdir(parents=True, exist_ok=True)
-                click.get_current_context().with_resource(folder_lock(run_dir, run_dir, ValueError))
-                write_marker(out, "dp-train", "run-folder")
-                trainer.refit_head()
+                _claim_run_folder(run_dir, clear=overwrite)
+                trainer.refit_head(trained_size=model_cfg.get("trained_input_size") or model_cfg.get("input_size"))
                 refit = {"refit_checkpoint": str(trainer.save_model())}
             metrics = trainer.evaluate(off_the_shelf=off_the_shelf)
             out.mkdir(parents=True, exist_ok=True)
@@ -99,13 +92,7 @@ def main(config_path: str | None, resume: str | None, overwrite: bool, eval_only
         if resume:
             trainer.resume(resume)
         if trainer.dist.is_main:
-            if not resume and overwrite and run_dir.is_dir() and is_marked(run_dir):
-                _clear_run_folder(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            # One trainer per run folder: a second dp-train with the same name fails at once instead
-            # of interleaving checkpoints and metrics (released when the command ends).
-            click.get_current_context().with_resource(folder_lock(run_dir, run_dir, ValueError))
-            write_marker(run_dir, "dp-train", "run-folder")
+            _claim_run_folder(run_dir, clear=overwrite and not resume)
         result = trainer.train()
         if trainer.dist.is_main:
             click.echo(json.dumps({"out_dir": str(result.out_dir), "final": result.final_metrics,
@@ -127,6 +114,18 @@ def _check_resume_target(run_dir: Path, checkpoint: Path) -> None:
     if run_dir.resolve() not in checkpoint.resolve().parents:
         raise OutputRefused(run_dir, f"--resume {checkpoint} belongs to another run than this run folder; "
                                      "pass the name= of the run it came from (or a new one)")
+
+
+def _claim_run_folder(run_dir: Path, clear: bool) -> None:
+    """Take ``run_dir`` for this command (training, or a --refit-head that writes a checkpoint):
+    emptied first when ``clear`` (--overwrite) and dp-train marked it, created, locked -- one
+    dp-train per run folder, so a second one with the same name fails at once instead of
+    interleaving checkpoints and metrics (released when the command ends) -- and marked ours."""
+    if clear and run_dir.is_dir() and is_marked(run_dir):
+        _clear_run_folder(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    click.get_current_context().with_resource(folder_lock(run_dir, run_dir, ValueError))
+    write_marker(run_dir, "dp-train", "run-folder")
 
 
 def _clear_run_folder(run_dir: Path) -> None:

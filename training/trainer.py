@@ -378,12 +378,15 @@ class Trainer:
         self.history.append(record)
         self._log(record)
 
-    def refit_head(self) -> dict[str, Any]:
+    def refit_head(self, trained_size: int | None = None) -> dict[str, Any]:
         """Re-fit the loaded model's PCA head at the ship size, without training (``dp-train
-        --eval-only --checkpoint C --refit-head``): FixRes after the fact, on a finished run."""
+        --eval-only --checkpoint C --refit-head``): FixRes after the fact, on a finished run.
+        ``trained_size``: the size the backbone was trained at, recorded when it differs."""
         if self.cfg.head.projection == "none":
             raise ConfigError("--refit-head needs head.projection=pca or pca_whiten (the config's head)")
         self.model.input_size = self.eval_size
+        if trained_size and int(trained_size) != self.eval_size:
+            self.model.extra_config = {**self.model.extra_config, "trained_input_size": int(trained_size)}
         self.head_log = {"projection": self._fit_head(self.cfg.head.projection)}
         return self.head_log
 

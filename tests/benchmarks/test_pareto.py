@@ -61,8 +61,15 @@ def _paired(label: str, source: str, size: int, hits: str, backbone: str = "effi
 
 
 def _latency(size: int, artefact: str, ms: float, stamp: str = "2026-12-06T00:00:00Z") -> dict:
-    return {"kind": "latency", "backbone": "efficientnet_lite0", "input_size": size, "artefact": artefact,
-            "threads": 1, "batch": 1, "median_ms": ms, "timestamp": stamp}
+    """A valid dp-bench latency record (the study reads host.jsonl through the validating reader)."""
+    from deepproduct.benchmarks.schema import make_record
+
+    fmt, precision = artefact.split("/")
+    rec = make_record("latency", machine={"kind": "host"}, run_id="t", artefact=artefact, format=fmt,
+                      precision=precision, runtime="r", threads=1, batch=1, runs=5, warmup=1, median_ms=ms,
+                      p90_ms=ms, min_ms=ms, mean_ms=ms, images_per_s=1000 / ms, backbone="efficientnet_lite0",
+                      input_size=size)
+    return {**rec, "timestamp": stamp}
 
 
 def test_study_joins_seeds_styles_and_latency_by_hand(tmp_path):

@@ -28,7 +28,18 @@ transfer-sources:
 	  echo "transfer-sources: could not install $$missing (needs root and apt); dp-data transfer will refuse to build a set that differs from its lock (TRANSFER_FLAGS=--allow-missing-sources builds the smaller one)"; \
 	fi
 
+# A new venv takes about 9 GB (torch's wheel from PyPI is the CUDA build, its nvidia-* libraries
+# included, ~5.5 GB); pip's own "No space left on device" comes minutes in and names no size, so a
+# new venv first checks the free space (DP_SETUP_MIN_FREE_GB=0 skips the check).
+DP_SETUP_MIN_FREE_GB ?= 10
 $(STAMP): setup.cfg pyproject.toml constraints.txt
+	@if [ ! -x $(BIN)/python ]; then \
+	  free_kb=$$(df -Pk . | awk 'NR==2 {print $$4}'); \
+	  if [ "$$free_kb" -lt $$(( $(DP_SETUP_MIN_FREE_GB) * 1024 * 1024 )) ]; then \
+	    echo "make setup: $(VENV) needs about $(DP_SETUP_MIN_FREE_GB) GB free on $$(df -P . | awk 'NR==2 {print $$6}'), which has $$(( free_kb / 1024 / 1024 )) GB; free some space first (DP_SETUP_MIN_FREE_GB=0 skips this check)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt -e '.[train,export,bench,dev,litert,executorch,distributed]'
 	touch $@

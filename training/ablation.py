@@ -267,15 +267,20 @@ def _load() -> float | None:
 
 def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = None, force: bool = False,
                  progress: bool = False, say: Any = print, data: str | Path | None = None,
-                 transfer: str | Path | None = None) -> list[dict[str, Any]]:
+                 transfer: str | Path | None = None, seed: int | None = None) -> list[dict[str, Any]]:
     """Run the ablation; ``data`` = an existing dataset manifest instead of ``OUT/data``;
-    ``transfer`` = a transfer-set manifest (overrides the config's ``transfer:``)."""
+    ``transfer`` = a transfer-set manifest (overrides the config's ``transfer:``); ``seed`` = the
+    training seed (overrides the config's ``seed:``; generated data keeps the config's seed, so the
+    seeds of a multi-seed comparison train on the same data)."""
     spec = load_ablation(config)
+    data_seed = spec.seed
     if transfer is not None:
         spec.transfer = str(transfer)
+    if seed is not None:
+        spec.seed = seed
     out = Path(out)
     runs = out / "runs"
-    manifest = Path(data) if data else ensure_data(out / "data", spec.products, spec.seed, say)
+    manifest = Path(data) if data else ensure_data(out / "data", spec.products, data_seed, say)
     if only:
         missing = sorted(set(only) - {r.name for r in spec.recipes})
         if missing:
@@ -296,6 +301,8 @@ def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = N
         command += f" --data {data}"
     if transfer:
         command += f" --transfer {transfer}"
+    if seed is not None:
+        command += f" --seed {seed}"
     partial = (f" This invocation (re)ran {', '.join(only)} (`--only`); the other rows come from earlier "
                "runs with the same effective config." if only else "")
     from deepproduct.sdk.dataset_manifest import read_dataset_manifest
@@ -304,7 +311,7 @@ def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = N
     test_rows = m.select(split="test")
     meta = {"command": command, "seed": spec.seed, "budget": budget_text(ref_cfg, torch.get_num_threads()),
             "data": (f"{manifest}: " if data else f"embedded benchmark (`dp-data synth --out {out / 'data'} "
-                     f"--products {spec.products} --seed {spec.seed}`): ") + (f"{len(m.products('train'))} training products, "
+                     f"--products {spec.products} --seed {data_seed}`): ") + (f"{len(m.products('train'))} training products, "
                      f"{sum(r.domain == 'user' for r in test_rows)} test phone-photo queries against "
                      f"{sum(r.domain == 'shop' for r in test_rows)} shop images of "
                      f"{len(m.products('test'))} test + distractor products"),
@@ -331,10 +338,12 @@ def run_ablation(config: str | Path, out: str | Path, only: list[str] | None = N
               help="Use this dataset manifest instead of OUT/data (generated when missing).")
 @click.option("--transfer", default=None, type=click.Path(dir_okay=False, exists=True),
               help="Also score every recipe on this transfer set (dp-data transfer manifest).")
+@click.option("--seed", default=None, type=click.IntRange(0, 2**31 - 1),
+              help="Training seed (default: the config's); generated data keeps the config's seed.")
 @click.option("--force", is_flag=True, help="Retrain recipes that finished before with the same config.")
 @click.option("--progress", is_flag=True, help="Show the trainer's progress bars.")
-def main(config: str, out: str, only: str | None, data: str | None, transfer: str | None, force: bool,
-         progress: bool) -> None:
+def main(config: str, out: str, only: str | None, data: str | None, transfer: str | None, seed: int | None,
+         force: bool, progress: bool) -> None:
     """Train every recipe on the same data, seed and step budget; write a table and a bar plot."""
     from .checkpoint import CheckpointError
     from .data.product_dataset import DataError
@@ -346,7 +355,8 @@ def main(config: str, out: str, only: str | None, data: str | None, transfer: st
     write_marker(Path(out), "dp-bench ablation", "ablation-folder")
     try:
         run_ablation(config, out, only=[s for s in only.split(",") if s] if only else None, force=force,
-                     progress=progress, say=lambda m: click.echo(m, err=True), data=data, transfer=transfer)
+                     progress=progress, say=lambda m: click.echo(m, err=True), data=data, transfer=transfer,
+                     seed=seed)
     except (ConfigError, DataError, CheckpointError, KeyError, ValueError) as exc:
         click.echo(f"dp-bench ablation: error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}",
                    err=True)

@@ -47,3 +47,11 @@ def test_ablation_writes_table_json_and_plot(tiny_manifest, tmp_path):
     assert again.exit_code == 0 and "reusing" in again.output
     bad = CliRunner().invoke(ablation, [*args, "--only", "magic"])
     assert bad.exit_code == 2 and "unknown recipe(s) magic" in bad.output
+    # --seed: the training seed changes (a changed effective config is retrained, never reused) and
+    # is recorded; the data stays the same
+    seeded = CliRunner().invoke(ablation, [*args, "--only", "robust_contrastive", "--seed", "3"])
+    assert seeded.exit_code == 0, seeded.output
+    assert "reusing" not in seeded.output
+    meta = json.loads((out / "results.json").read_text())
+    assert meta["seed"] == 3 and "--seed 3" in meta["command"]
+    assert yaml.safe_load((out / "runs" / "robust_contrastive" / "config.yaml").read_text())["seed"] == 3

@@ -93,7 +93,8 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{weights}: model_config metadata is not valid JSON ({exc})") from None
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{weights}: model_config metadata is not a JSON object")
-    for key, (low, high) in {"embedding_dim": (1, 65536), "input_size": (32, 2048)}.items():
+    for key, (low, high) in {"embedding_dim": (1, 65536), "input_size": (32, 2048),
+                             "trained_input_size": (32, 2048)}.items():
         v = cfg.get(key)  # checked before anything is built: a 180 KB file must not allocate 13 GB
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high):
             raise CheckpointError(f"{weights}: model_config {key} is {v!r}; expected an integer in {low}..{high}")

@@ -126,3 +126,13 @@ def test_corrupt_optimiser_file_names_it(tmp_path: Path):
     (tmp_path / "ck.optim.safetensors").write_bytes(b"\x00garbage" * 8)
     with pytest.raises(CheckpointError, match=r"ck\.optim\.safetensors: not a readable safetensors file"):
         load_trainer_state(weights, opt)
+
+
+@pytest.mark.parametrize("key, value", [("input_size", 10**6), ("embedding_dim", 0), ("trained_input_size", 10**6),
+                                        ("trained_input_size", "160"), ("trained_input_size", True)])
+def test_out_of_range_sizes_are_refused_before_anything_is_built(tmp_path: Path, key, value):
+    """A few-KB checkpoint must not make the reader build a huge model (or refit a head at a huge
+    size); every size in model_config is range-checked, the recorded training size included."""
+    weights, _ = _with_optimizer(tmp_path, **{key: value})
+    with pytest.raises(CheckpointError, match=rf"model_config {key} is {value!r}; expected an integer in"):
+        load_model(weights)

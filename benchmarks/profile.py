@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from deepproduct.sdk.embedders import one_line
+
 from .runners import ArtefactRef, OnnxRunner
 
 
@@ -97,8 +99,12 @@ def profile_onnx(path: str | os.PathLike, threads: int = 1, runs: int = 50, warm
         shape = runner.session.get_inputs()[0].shape
         size = input_size or next((d for d in shape[2:] if isinstance(d, int) and d > 0), 224)
         x = runner.prepare(np.random.default_rng(0).random((batch, 3, size, size), dtype=np.float32))
-        for _ in range(warmup + runs):
-            runner.infer(x)
+        try:
+            for _ in range(warmup + runs):
+                runner.infer(x)
+        except Exception as exc:  # onnxruntime's own types: the model does not take a (B, 3, S, S) image
+            raise ValueError(f"{path}: ONNX Runtime cannot run it on a {tuple(x.shape)} float32 image batch "
+                             f"({one_line(exc)})") from None
         trace = Path(runner.end_profiling())
         events = json.loads(trace.read_text(encoding="utf-8"))
     ops, run_ms = aggregate(events, runs)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from deepproduct.sdk.embedders import one_line
 from deepproduct.sdk.model_manifest import ModelManifest, load_model_manifest
 
 
@@ -101,10 +102,14 @@ class OnnxRunner:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        if profile_prefix:
+        try:
+            self.session = ort.InferenceSession(str(ref.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, ...): bad input, not a bug
+            raise ValueError(f"{ref.path}: ONNX Runtime cannot load it as a model ({one_line(exc)})") from None
+        if profile_prefix:  # only once it loads: a profiling session that fails to load logs a second stderr line
             opts.enable_profiling = True
             opts.profile_file_prefix = profile_prefix
-        self.session = ort.InferenceSession(str(ref.path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(ref.path), opts, providers=["CPUExecutionProvider"])
         inputs = self.session.get_inputs()
         names = [i.name for i in inputs]
         self.input_name = ref.input_name if ref.input_name in names else names[0]

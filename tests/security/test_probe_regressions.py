@@ -410,3 +410,27 @@ def test_contact_sheets_trust_an_index_image_root_only_near_home(tmp_path, monke
     assert trusted_image_root({"image_root": "data"}, index) == (tmp_path / "data").resolve()
     assert trusted_image_root({"image_root": "/"}, index) is None  # a hostile index's root: ignored
     assert trusted_image_root({"image_root": "data/../.."}, index) is None
+
+
+def test_profile_of_a_file_that_is_not_an_image_model_is_one_line(tmp_path):
+    """`dp-bench profile` on a non-ONNX file, an empty file, or an ONNX graph that does not take an
+    image batch: one line naming the file, exit 1 (it was an exit-70 'bug' with a second ORT line)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from deepproduct.benchmarks.cli import main as dp_bench
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.INT64, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, [2])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "vector.onnx")
+    (tmp_path / "text.onnx").write_text("not a model")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    for name, problem in (("text.onnx", "cannot load it as a model"), ("empty.onnx", "cannot load it as a model"),
+                          ("vector.onnx", "cannot run it on a (1, 3, 224, 224) float32 image batch")):
+        result = CliRunner().invoke(dp_bench, ["profile", str(tmp_path / name), "--runs", "1", "--warmup", "0",
+                                               "--out", str(tmp_path / "o.jsonl")])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert name in lines[0] and problem in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / "o.jsonl").exists()

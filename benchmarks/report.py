@@ -77,11 +77,17 @@ def _mb(v: int | None) -> str:
     return "--" if v is None else f"{v / 1e6:.2f}"
 
 
+def _cell(text: str) -> str:
+    """A table cell from record fields (a hostname, a phone's model name): a ``|`` or a line break
+    in it would split the row into extra columns."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def _table(head: list[str], rows: list[list[str]], align: str | None = None) -> str:
     align = align or "l" + "r" * (len(head) - 1)
     sep = ["---:" if a == "r" else "---" for a in align]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(sep) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines = ["| " + " | ".join(map(_cell, head)) + " |", "|" + "|".join(sep) + "|"]
+    lines += ["| " + " | ".join(map(_cell, r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -18,9 +18,9 @@ HOST = {"kind": "host", "cpu_model": "Test CPU", "cores": 2, "hostname": "h", "l
         "libraries": {"numpy": "2"}}
 
 
-def _latency(artefact: str, threads: int, median: float, batch: int = 1) -> dict:
+def _latency(artefact: str, threads: int, median: float, batch: int = 1, machine: dict = HOST) -> dict:
     fmt, prec = artefact.split("/")
-    return make_record("latency", machine=HOST, run_id="r", artefact=artefact, format=fmt, precision=prec,
+    return make_record("latency", machine=machine, run_id="r", artefact=artefact, format=fmt, precision=prec,
                        runtime=fmt, threads=threads, batch=batch, runs=50, warmup=10, median_ms=median,
                        p90_ms=median * 1.1, min_ms=median * 0.9, mean_ms=median, images_per_s=batch * 1e3 / median)
 
@@ -103,3 +103,18 @@ def test_report_refuses_missing_inputs(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", "--inputs", str(tmp_path / "none*.jsonl"),
                                        "--out", str(tmp_path / "r.md")])
     assert result.exit_code != 0 and "no such input" in result.output
+
+
+def test_a_pipe_or_line_break_in_a_record_field_stays_in_its_cell(tmp_path: Path) -> None:
+    """A hostname with ``|`` (or a device name with a newline) must not add columns to a table."""
+    odd = {**HOST, "hostname": "rack|7\nrow 2"}
+    recs = [_latency("onnx/fp32", 1, 10.0, machine=odd), _latency("onnx/int8", 1, 8.0, machine=odd)]
+    inputs = write_records(tmp_path / "host.jsonl", recs)
+    out = tmp_path / "report.md"
+    assert CliRunner().invoke(main, ["report", str(inputs), "--out", str(out)]).exit_code == 0
+    text = out.read_text()
+    assert "rack\\|7 row 2" in text
+    for table in text.split("\n\n"):
+        rows = [line for line in table.splitlines() if line.startswith("|")]
+        widths = {line.replace("\\|", "").count("|") for line in rows}
+        assert len(widths) <= 1, table

@@ -51,8 +51,10 @@ def atomic_path(target: str | os.PathLike, *, mode: int | None = None, durable: 
         if durable:
             _fsync(tmp_path)
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk inside a library's write names
+            exc.filename = str(target)                         # no file: the error line names the output
         raise
     if durable:
         _fsync(target.parent, best_effort=True)

@@ -19,6 +19,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
 
 
+def test_a_full_disk_inside_a_nameless_write_names_the_output(tmp_path):
+    """A library writing through the temp path (numpy, matplotlib, ...) raises ENOSPC with no file
+    name; the error must still say which output could not be written."""
+    import errno
+
+    from deepproduct.sdk.cli_boundary import _os_message
+
+    target = tmp_path / "catalogue.dpindex"
+    with pytest.raises(OSError) as info, atomic_path(target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.filename == str(target)
+    assert _os_message(info.value) == f"{target}: no space left on the device"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_mode_and_durable_write(tmp_path):
     target = tmp_path / "sub" / "a.bin"
     with atomic_path(target, mode=0o640, durable=True) as tmp:

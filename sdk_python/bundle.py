@@ -77,6 +77,11 @@ class BundleError(ValueError):
     """The inputs cannot make a consistent bundle; the message says which file and why."""
 
 
+class BundleRefused(BundleError, OutputRefused):
+    """``--out`` is not ours to replace (a user's folder, a file, a symlink, a bundle holding a
+    user's file): the output policy's refusal, exit 3 like every other refused output."""
+
+
 #: Thumbnail side in pixels: a shopping app's result row shows ~64-96 px (2x for retina still fits).
 DEFAULT_THUMBNAIL_SIZE = 96
 THUMBNAIL_DIR = "thumbs"
@@ -100,18 +105,18 @@ def is_bundle(folder: Path) -> bool:
 def check_replaceable(out_dir: Path) -> None:
     """Refuse to replace anything but a missing/empty folder or a bundle we wrote (never lose data)."""
     if out_dir.is_symlink():
-        raise BundleError(f"{out_dir}: is a symlink; give the folder it points to, or another --out")
+        raise BundleRefused(out_dir, "is a symlink; give the folder it points to, or another --out")
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
-        raise BundleError(f"{out_dir}: exists and is not a folder; refusing to replace it")
+        raise BundleRefused(out_dir, "exists and is not a folder; refusing to replace it")
     if any(out_dir.iterdir()) and not is_bundle(out_dir):
-        raise BundleError(f"{out_dir}: not empty and not a bundle written by dp-search bundle (no bundle.json); "
-                          "refusing to replace it -- empty it or choose another --out")
+        raise BundleRefused(out_dir, "not empty and not a bundle written by dp-search bundle (no bundle.json); "
+                                      "refusing to replace it -- empty it or choose another --out")
     extra = _files_not_listed(out_dir) if any(out_dir.iterdir()) else []
     if extra:  # a user's file added to a bundle (or a folder with a hand-made bundle.json): never deleted
-        raise BundleError(f"{out_dir}: holds {len(extra)} file(s) its bundle.json does not list ({extra[0]}"
-                          f"{', ...' if len(extra) > 1 else ''}); refusing to replace it -- move them away")
+        raise BundleRefused(out_dir, f"holds {len(extra)} file(s) its bundle.json does not list ({extra[0]}"
+                                      f"{', ...' if len(extra) > 1 else ''}); refusing to replace it -- move them away")
 
 
 def _files_not_listed(out_dir: Path) -> list[str]:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from deepproduct.export.manifest import minimal_manifest, write_manifest
-from deepproduct.sdk.bundle import BundleError, main, write_bundle
+from deepproduct.sdk.bundle import BundleError, BundleRefused, main, write_bundle
+from deepproduct.sdk.cli import main as dp_search
 from deepproduct.sdk.gallery_index import GalleryIndex
 from deepproduct.sdk.index_format import EmbeddingSpaceMismatchError
 from deepproduct.sdk.preprocessing import PreprocessingSpec
@@ -54,9 +56,12 @@ def test_rewriting_replaces_the_old_bundle_whole(tmp_path):
     out = tmp_path / "android"
     write_bundle(model, index, out, "android")
     (out / "stale.txt").write_text("old")  # a file the bundle does not list: the user's, never deleted
-    with pytest.raises(BundleError, match="does not list"):
+    with pytest.raises(BundleRefused, match="does not list"):
         write_bundle(model, index, out, "android")
     assert (out / "stale.txt").read_text() == "old"
+    refused = CliRunner().invoke(dp_search, ["bundle", "--model", str(model), "--index", str(index),
+                                             "--target", "android", "--out", str(out)])
+    assert refused.exit_code == 3 and "does not list" in refused.output  # a refusal, as everywhere
     (out / "stale.txt").unlink()
     write_bundle(model, index, out, "android")
     assert (out / "model.tflite").exists()

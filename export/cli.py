@@ -82,6 +82,9 @@ def export_cmd(checkpoint: Path, out: Path, formats: str, quantize: str, calib: 
                model_version: str, author: str, license_: str, overwrite: bool, no_clients: bool,
                report_path: Path | None) -> None:
     """Export CHECKPOINT (NAME.safetensors) into the folder --out."""
+    from .workspace import check_export_folder
+
+    check_export_folder(out.resolve(), checkpoint, calib, parity_source, overwrite)  # refused before torch loads
     from .pipeline import ExportOptions, export
 
     if report_path is not None:  # the output policy before any work: never the checkpoint or an input

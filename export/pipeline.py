@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from deepproduct.sdk.fileio import swap_folder
-from deepproduct.sdk.output_policy import check_folder_output
 from deepproduct.sdk.preprocessing import PreprocessingSpec
 from deepproduct.training.checkpoint import CheckpointError, embedding_space_id, load_model
 
@@ -50,7 +49,7 @@ from .report import render as render_report
 from .thresholds import COSINE_THRESHOLDS, MAX_RECALL_DROP_POINTS
 from .variants import Variant, plan_variants
 from .verify import ArtefactSpec, measure, report_dict
-from .workspace import export_workspace
+from .workspace import check_export_folder, export_workspace, weights_file
 
 Say = Callable[[str], None]
 REPORT_FILE = "export_report.md"
@@ -136,31 +135,16 @@ def model_info(model: torch.nn.Module, cfg: dict, opts: ExportOptions, size: int
                      model_config=dict(cfg))
 
 
-def _local_sources(*sources: str | None) -> list[Path]:
-    """The ``--calib`` / ``--parity`` values that are local paths (inputs the output must not touch)."""
-    return [Path(s) for s in sources if s and os.path.lexists(s)]
-
-
-def _weights_file(path: Path) -> Path:
-    path = Path(path)
-    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
-
-
 def export(opts: ExportOptions, say: Say = print) -> ExportResult:
     """Run the whole export; raises :class:`ExportError` (nothing written at ``opts.out``)."""
     variants, skipped = plan_variants(opts.formats, opts.quantizations)
     out = opts.out.resolve()
-    inputs = [opts.checkpoint, _weights_file(opts.checkpoint), *_local_sources(opts.calib, opts.parity)]
-    # The output policy (docs/threat-model.md) before any work: never the checkpoint's own folder,
-    # never a folder DeepProduct did not write, never without --overwrite.
-    check_folder_output(out, inputs, overwrite=opts.overwrite, what="export folder (--out)", allow_empty=False,
-                        kind="export-folder")
-    if not _weights_file(opts.checkpoint).is_file():  # checked before the leftovers are touched
+    check_export_folder(out, opts.checkpoint, opts.calib, opts.parity, opts.overwrite)  # before any work
+    if not weights_file(opts.checkpoint).is_file():  # checked before the leftovers are touched
         raise ExportError(f"cannot export: {opts.checkpoint}: checkpoint not found")
     with export_workspace(out) as (tmp, scratch):  # locked; a killed run's marked leftovers cleaned first
         # e.g. an interrupted swap's previous export, restored: the same policy again
-        check_folder_output(out, inputs, overwrite=opts.overwrite, what="export folder (--out)", allow_empty=False,
-                        kind="export-folder")
+        check_export_folder(out, opts.checkpoint, opts.calib, opts.parity, opts.overwrite)
         result = _export_into(tmp, scratch, opts, variants, skipped, say)
         swap_folder(tmp, out)
         result.out = out
@@ -184,7 +168,7 @@ def _run_stages(stages: _Stages, tmp: Path, scratch: Path, opts: ExportOptions, 
     size = opts.image_size or int(cfg.get("input_size") or model.input_size)
     if size < 32 or size > 1024:
         raise UsageError(f"--image-size {size} is outside 32..1024")
-    info = model_info(model, cfg, opts, size, _weights_file(opts.checkpoint))
+    info = model_info(model, cfg, opts, size, weights_file(opts.checkpoint))
     spec = info.preprocessing
 
     parity_src = opts.parity if opts.parity is not None else (opts.calib if is_manifest(opts.calib) else None)
@@ -269,7 +253,7 @@ def _build_manifest(info: ModelInfo, opts: ExportOptions, written: list[Variant]
             entry["clients"] = parity["clients"][v.key]
         artefacts.append(entry)
     return build_manifest(
-        info, artefacts=artefacts, source_checkpoint=_weights_file(opts.checkpoint),
+        info, artefacts=artefacts, source_checkpoint=weights_file(opts.checkpoint),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         parity={"images": parity["images"], "products": parity["products"], "queries": parity["queries"],
                 "gallery": parity["gallery"], "source": pset.images.source,

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from deepproduct.sdk.locking import folder_lock, ordinary_dir_mode
-from deepproduct.sdk.output_policy import is_marked, write_marker
+from deepproduct.sdk.output_policy import check_folder_output, is_marked, write_marker
 
 from .errors import ExportError
 
@@ -93,3 +93,24 @@ def export_workspace(out: Path) -> Iterator[tuple[Path, Path]]:
             shutil.rmtree(tmp, ignore_errors=True)
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
+
+
+def weights_file(path: str | os.PathLike) -> Path:
+    """The checkpoint's weights: ``NAME.safetensors`` (given with or without the suffix)."""
+    path = Path(path)
+    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+
+def local_sources(*sources: str | None) -> list[Path]:
+    """The ``--calib`` / ``--parity`` values that are local paths (inputs the output must not touch)."""
+    return [Path(s) for s in sources if s and os.path.lexists(s)]
+
+
+def check_export_folder(out: Path, checkpoint: Path, calib: str | None, parity: str | None,
+                        overwrite: bool) -> None:
+    """The output policy for ``--out`` (docs/threat-model.md): never the checkpoint's own folder or
+    another input, never a folder DeepProduct did not write, never without ``--overwrite``.
+    Torch-free, so the CLI refuses at once, before the converters load."""
+    inputs = [checkpoint, weights_file(checkpoint), *local_sources(calib, parity)]
+    check_folder_output(out, inputs, overwrite=overwrite, what="export folder (--out)", allow_empty=False,
+                        kind="export-folder")

@@ -434,3 +434,19 @@ def test_profile_of_a_file_that_is_not_an_image_model_is_one_line(tmp_path):
         assert result.exit_code == 1 and len(lines) == 1, result.output
         assert name in lines[0] and problem in lines[0] and "Traceback" not in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_dp_export_refuses_a_users_folder_before_torch_loads(tmp_path):
+    """The refusal comes at once (it cost a ~5 s torch import before the output policy ran)."""
+    import subprocess
+    import sys
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep")
+    code = ("import sys\nfrom deepproduct.export.cli import main\n"
+            f"sys.argv = ['dp-export', {str(tmp_path / 'ck.safetensors')!r}, '--out', {str(user)!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code, 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "exit 3 False", result.stdout + result.stderr
+    assert "refusing to replace it" in result.stderr and (user / "notes.txt").read_text() == "keep"

@@ -110,7 +110,7 @@ def append_records(path: str | os.PathLike, records: list[dict[str, Any]]) -> Pa
     return p
 
 
-def _jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
     """(line number, record) for every non-blank line of a JSON-lines file. Regular files only,
     size-capped, the strict JSON grammar (sdk.fileio / sdk.jsonio): these files are untrusted input."""
     from deepproduct.sdk.fileio import read_text_input
@@ -134,7 +134,7 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not p.is_file():
         raise ValueError(f"{p}: no such pareto records file")
     out = []
-    for n, rec in _jsonl(p):
+    for n, rec in read_jsonl(p):
         if rec.get("type") == "pareto":
             missing = {"backbone", "input_size", "recall@1", "latency_ms"} - set(rec)
             if missing:
@@ -218,7 +218,7 @@ def study_points(recall: dict[str, str | os.PathLike], latency: str | os.PathLik
     lat = latest_latency(latency)
     configs: dict[str, dict[str, Any]] = {}
     for style, path in recall.items():
-        records = [r for _, r in _jsonl(path) if r.get("kind") == "paired_recall"]
+        records = [r for _, r in read_jsonl(path) if r.get("kind") == "paired_recall"]
         if not records:
             raise ValueError(f"{path}: no paired_recall records")
         ots = {(r.get("backbone"), r["size"]): r for r in records if is_offtheshelf(r["source"])}

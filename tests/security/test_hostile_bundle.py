@@ -82,7 +82,7 @@ def test_out_refuses_a_folder_that_is_not_a_bundle(tmp_path):
     (victim / "src").mkdir(parents=True)
     (victim / "notes.txt").write_text("x")
     code, out = _bundle_cli("--model", str(model), "--index", str(index), "--target", "web", "--out", str(victim))
-    assert code == 1 and "not a bundle written by dp-search bundle" in out and str(victim) in out
+    assert code == 3 and "not a bundle written by dp-search bundle" in out and str(victim) in out
     assert (victim / "notes.txt").read_text() == "x" and (victim / "src").is_dir()
     link = tmp_path / "link"
     link.symlink_to(victim)

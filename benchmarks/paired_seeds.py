@@ -31,7 +31,7 @@ import numpy as np
 from deepproduct.sdk.cli_boundary import BoundaryCommand, boundary
 
 from .paired_recall import bootstrap_diff, mcnemar_exact
-from .pareto import read_jsonl
+from .schema import read_jsonl
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deepproduct.benchmarks.schema import read_jsonl
+from deepproduct.benchmarks.schema import read_records as read_benchmark_records  # validated dp-bench records
 from deepproduct.benchmarks.timing import time_calls
 from deepproduct.sdk.fileio import save_figure
 
@@ -110,25 +112,6 @@ def append_records(path: str | os.PathLike, records: list[dict[str, Any]]) -> Pa
     return p
 
 
-def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, record) for every non-blank line of a JSON-lines file. Regular files only,
-    size-capped, the strict JSON grammar (sdk.fileio / sdk.jsonio): these files are untrusted input."""
-    from deepproduct.sdk.fileio import read_text_input
-    from deepproduct.sdk.jsonio import loads as json_loads
-
-    out = []
-    for n, line in enumerate(read_text_input(path, "records file").splitlines(), 1):
-        if line.strip():
-            try:
-                rec = json_loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{n}: not a JSON object")
-            out.append((n, rec))
-    return out
-
-
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
@@ -195,8 +178,6 @@ def _split_label(label: str) -> tuple[str, int | None]:
 
 def latest_latency(path: str | os.PathLike, artefacts: tuple[str, ...] = STUDY_ARTEFACTS) -> dict[tuple, dict]:
     """(backbone, input_size, artefact) -> the newest batch-1, 1-thread latency record."""
-    from .schema import read_records as read_benchmark_records  # validated dp-bench records
-
     best: dict[tuple, dict] = {}
     for rec in read_benchmark_records([path]):
         if rec.get("kind") != "latency" or rec.get("threads") != 1 or rec.get("batch") != 1:

@@ -135,18 +135,32 @@ def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]], ap
     return path
 
 
-def read_records(paths: Iterable[str | os.PathLike]) -> Iterator[dict[str, Any]]:
-    """Records from JSON-lines files, validated; a bad line fails with its file and line number."""
+def read_jsonl(path: str | os.PathLike, what: str = "records file") -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON-lines file: a regular file only,
+    size-capped, each line under the strict JSON grammar (sdk.fileio / sdk.jsonio), because these
+    files are untrusted input. The one reader of every records file (dp-bench, paired_recall)."""
     from deepproduct.sdk.fileio import read_text_input
     from deepproduct.sdk.jsonio import loads as json_loads
 
-    for p in paths:  # regular files only, size-capped; each line under the strict JSON grammar
-        for line_no, line in enumerate(read_text_input(p, "benchmark records file").splitlines(), 1):
-            if not line.strip():
-                continue
+    out = []
+    for n, line in enumerate(read_text_input(path, what).splitlines(), 1):
+        if line.strip():
             try:
                 rec = json_loads(line)
+            except ValueError as exc:
+                raise RecordError(f"{path}:{n}: not JSON ({exc})") from None
+            if not isinstance(rec, dict):
+                raise RecordError(f"{path}:{n}: not a JSON object")
+            out.append((n, rec))
+    return out
+
+
+def read_records(paths: Iterable[str | os.PathLike]) -> Iterator[dict[str, Any]]:
+    """Records from JSON-lines files, validated; a bad line fails with its file and line number."""
+    for p in paths:
+        for line_no, rec in read_jsonl(p, "benchmark records file"):
+            try:
                 validate_record(rec)
-            except (ValueError, RecordError) as exc:
+            except RecordError as exc:
                 raise RecordError(f"{p}:{line_no}: {exc}") from exc
             yield rec
